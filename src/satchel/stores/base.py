@@ -1,0 +1,89 @@
+"""The store contract every store implements (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..settings import StoreSettings
+
+#: An opaque token naming one state of a record; only equality matters.
+Version = Union[int, str, bytes]
+
+#: Keys stores accept: what the session manager derives (hex SHA-256) and cache
+#: keys after hashing. A strict alphabet keeps file names and server keys safe.
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,250}")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What ``load`` returns: the stored bytes and the version they are at.
+
+    ``expires_at`` is the record's expiry as a Unix time when the store can tell
+    it without another round trip, else ``None``.
+    """
+
+    data: bytes
+    version: Version
+    expires_at: float | None = None
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise ValueError(f"store keys must match {KEY_PATTERN.pattern}, not {key!r}")
+    return key
+
+
+class Store(ABC):
+    """Bytes in, bytes out, with conditional writes.
+
+    ``ttl`` is in seconds; ``None`` means the record does not expire on its own.
+    """
+
+    #: Short name for log lines and errors ("redis", "file", ...).
+    name: str = "store"
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> Store:
+        raise ConfigurationError(f"the {cls.name} store cannot be configured from settings")
+
+    @property
+    def address(self) -> str:
+        """Where the store lives, for error messages."""
+        return ""
+
+    @abstractmethod
+    def load(self, key: str) -> Record | None:
+        """The record under ``key`` with its version, or ``None``. Never writes."""
+
+    @abstractmethod
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+        """Write ``data`` only if the record is still at ``expected_version``.
+
+        ``expected_version=None`` means the record must not exist yet. Returns
+        ``False`` (a conflict) when somebody else wrote or deleted it first.
+        """
+
+    @abstractmethod
+    def touch(self, key: str, ttl: int | None) -> bool:
+        """Extend the record's expiry without rewriting it; ``False`` if it is gone."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the record; removing a missing record is not an error."""
+
+    def purge_expired(self) -> int:
+        """Remove expired records and return how many; 0 where the server expires keys."""
+        return 0
+
+    def count(self) -> int | None:
+        """How many records the store holds, or ``None`` where it cannot tell cheaply."""
+        return None
+
+    def close(self) -> None:
+        """Release connections, files and threads the store holds."""

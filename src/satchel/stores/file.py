@@ -1,0 +1,210 @@
+"""One file per record under ``data_dir``, safe across threads and processes.
+
+- Writes go to a temporary file in the same directory and are renamed over the
+  old record, so a reader (or a crash) sees the old record or the new one, never
+  half of either.
+- A record's expiry is the file's modification time: ``touch`` is one ``utime``
+  call, and purging expired records needs only ``stat``.
+- Conditional writes hold an exclusive ``flock`` on one of a fixed set of lock
+  files in ``lock_dir`` (a stripe chosen by the key), so locking never leaves a
+  file per session behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import ConfigurationError, StoreError, StoreUnavailable
+from ..settings import StoreSettings
+from .base import Record, Store, Version, check_key
+
+MAGIC = b"SATCHEL1 "
+#: Modification time that stands for "never expires" (year 2242).
+NEVER = float(2**33)
+LOCK_STRIPES = 64
+#: Temporary files older than this are leftovers of a killed writer.
+STALE_TEMP_SECONDS = 3600
+
+
+class FileStore(Store):
+    name = "file"
+
+    def __init__(self, data_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.lock_dir = Path(lock_dir) if lock_dir else self.data_dir / ".locks"
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"file store cannot create its directories: {exc}", self.name, str(self.data_dir)
+            ) from exc
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> FileStore:
+        if not settings.data_dir:
+            raise ConfigurationError("the file store needs data_dir", "data_dir")
+        return cls(settings.data_dir, settings.lock_dir)
+
+    @property
+    def address(self) -> str:
+        return str(self.data_dir)
+
+    # -- paths and locks ----------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        if key.startswith("."):
+            raise ValueError(f"file store keys may not start with a dot: {key!r}")
+        shard = format(zlib.crc32(key.encode()) & 0xFF, "02x")
+        return self.data_dir / shard / key
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        stripe = zlib.adler32(key.encode()) % LOCK_STRIPES
+        path = self.lock_dir / f"stripe-{stripe:02d}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreUnavailable(f"file store cannot open its lock file: {exc}", self.name, str(path)) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # -- reading --------------------------------------------------------------
+
+    def _read(self, path: Path, now: float) -> Record | None:
+        try:
+            with open(path, "rb") as handle:
+                expires_at = os.fstat(handle.fileno()).st_mtime
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"file store cannot read {path}: {exc}") from exc
+        if expires_at <= now:
+            return None
+        header, newline, data = raw.partition(b"\n")
+        if not newline or not header.startswith(MAGIC):
+            # A foreign or damaged file: report it as data the caller cannot decode.
+            return Record(raw, b"corrupt:" + str(len(raw)).encode(), expires_at)
+        version = header[len(MAGIC) :].decode("ascii", "replace")
+        return Record(data, version, None if expires_at >= NEVER else expires_at)
+
+    def load(self, key: str) -> Record | None:
+        return self._read(self._path(key), time.time())
+
+    # -- writing --------------------------------------------------------------
+
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+        path = self._path(key)
+        with self._locked(key):
+            now = time.time()
+            current = self._read(path, now)
+            if (None if current is None else current.version) != expected_version:
+                return False
+            version = secrets.token_hex(8)
+            self._write(path, MAGIC + version.encode() + b"\n" + data, NEVER if ttl is None else now + ttl)
+            return True
+
+    def _write(self, path: Path, content: bytes, expires_at: float) -> None:
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        temp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(content)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            finally:
+                os.close(fd)
+            os.utime(temp, (expires_at, expires_at))
+            os.replace(temp, path)
+        except OSError as exc:
+            try:
+                temp.unlink()
+            except OSError:
+                pass
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreError(f"file store is out of space in {self.data_dir}: {exc}") from exc
+            raise StoreError(f"file store cannot write {path}: {exc}") from exc
+
+    def touch(self, key: str, ttl: int | None) -> bool:
+        path = self._path(key)
+        expires_at = NEVER if ttl is None else time.time() + ttl
+        with self._locked(key):
+            if self._read(path, time.time()) is None:
+                return False
+            try:
+                os.utime(path, (expires_at, expires_at))
+            except FileNotFoundError:
+                return False
+            return True
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._locked(key):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- housekeeping ---------------------------------------------------------
+
+    def _entries(self) -> Iterator[os.DirEntry[str]]:
+        try:
+            shards = list(os.scandir(self.data_dir))
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False) or shard.name.startswith("."):
+                continue
+            yield from os.scandir(shard.path)
+
+    def purge_expired(self) -> int:
+        removed = 0
+        now = time.time()
+        for entry in self._entries():
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if entry.name.startswith(".tmp-"):
+                if entry.stat(follow_symlinks=False).st_ctime < now - STALE_TEMP_SECONDS:
+                    Path(entry.path).unlink(missing_ok=True)
+                continue
+            if mtime > now:
+                continue
+            with self._locked(entry.name):
+                # Check again under the lock: a writer may have renewed it meanwhile.
+                try:
+                    if os.stat(entry.path).st_mtime <= time.time():
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    def count(self) -> int:
+        now = time.time()
+        total = 0
+        for entry in self._entries():
+            if entry.name.startswith(".tmp-"):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime > now:
+                    total += 1
+            except FileNotFoundError:
+                pass
+        return total

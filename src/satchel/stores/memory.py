@@ -1,0 +1,107 @@
+"""A thread-safe, bounded, expiring store inside the process.
+
+Good for one process and for tests; every process has its own, so it cannot
+share sessions between workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+
+from ..settings import StoreSettings
+from .base import Record, Store, Version, check_key
+
+log = logging.getLogger("satchel.stores.memory")
+
+DEFAULT_MAX_RECORDS = 100_000
+
+
+class MemoryStore(Store):
+    name = "memory"
+
+    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+        self.max_records = max_records
+        # key -> (data, version, expires_at); ordered from least to most recently used.
+        self._records: OrderedDict[str, tuple[bytes, int, float | None]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._next_version = 0
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> MemoryStore:
+        return cls(max_records=settings.max_records or DEFAULT_MAX_RECORDS)
+
+    @property
+    def address(self) -> str:
+        return "process memory"
+
+    def _live(self, key: str, now: float) -> tuple[bytes, int, float | None] | None:
+        entry = self._records.get(key)
+        if entry is None:
+            return None
+        if entry[2] is not None and entry[2] <= now:
+            del self._records[key]
+            return None
+        return entry
+
+    def load(self, key: str) -> Record | None:
+        with self._lock:
+            entry = self._live(key, time.time())
+            if entry is None:
+                return None
+            self._records.move_to_end(key)
+            return Record(entry[0], entry[1], entry[2])
+
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+        check_key(key)
+        now = time.time()
+        with self._lock:
+            entry = self._live(key, now)
+            current = None if entry is None else entry[1]
+            if current != expected_version:
+                return False
+            if entry is None and len(self._records) >= self.max_records:
+                self._make_room(now)
+            self._next_version += 1
+            self._records[key] = (bytes(data), self._next_version, None if ttl is None else now + ttl)
+            self._records.move_to_end(key)
+            return True
+
+    def _make_room(self, now: float) -> None:
+        self._purge(now)
+        while len(self._records) >= self.max_records:
+            evicted, _ = self._records.popitem(last=False)
+            log.warning("memory store full (%d records): evicted the least recently used one", self.max_records)
+
+    def touch(self, key: str, ttl: int | None) -> bool:
+        now = time.time()
+        with self._lock:
+            entry = self._live(key, now)
+            if entry is None:
+                return False
+            self._records[key] = (entry[0], entry[1], None if ttl is None else now + ttl)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)
+
+    def _purge(self, now: float) -> int:
+        expired = [k for k, (_, _, exp) in self._records.items() if exp is not None and exp <= now]
+        for key in expired:
+            del self._records[key]
+        return len(expired)
+
+    def purge_expired(self) -> int:
+        with self._lock:
+            return self._purge(time.time())
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def close(self) -> None:
+        with self._lock:
+            self._records.clear()
