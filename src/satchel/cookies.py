@@ -1,0 +1,79 @@
+"""Building the Set-Cookie header for the session cookie, without a framework."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from email.utils import formatdate
+
+from .settings import NEVER, CookieSettings
+
+#: Browsers cap cookie lifetimes at 400 days; "never expires" means that.
+NEVER_SECONDS = 400 * 24 * 3600
+
+
+def _expiry(settings: CookieSettings, now: float) -> tuple[int, float] | None:
+    expires = settings.expires
+    if expires is None:
+        return None
+    if expires == NEVER:
+        return NEVER_SECONDS, now + NEVER_SECONDS
+    if isinstance(expires, _dt.timedelta):
+        seconds = int(expires.total_seconds())
+        return seconds, now + seconds
+    if isinstance(expires, _dt.datetime):
+        when = expires.timestamp()
+        return max(0, int(when - now)), when
+    return None
+
+
+def has_relative_expiry(settings: CookieSettings) -> bool:
+    """True when the cookie's lifetime counts from when it was set, so renewals resend it."""
+    return settings.expires == NEVER or isinstance(settings.expires, _dt.timedelta)
+
+
+def _attributes(settings: CookieSettings, secure_request: bool) -> str:
+    parts = [f"; Path={settings.path}"]
+    if settings.domain:
+        parts.append(f"; Domain={settings.domain}")
+    if settings.secure is True or (settings.secure == "auto" and secure_request):
+        parts.append("; Secure")
+    if settings.httponly:
+        parts.append("; HttpOnly")
+    if settings.samesite:
+        parts.append(f"; SameSite={settings.samesite}")
+    return "".join(parts)
+
+
+def set_cookie_header(settings: CookieSettings, value: str, secure_request: bool = False) -> str:
+    header = f"{settings.name}={value}"
+    expiry = _expiry(settings, time.time())
+    if expiry is not None:
+        max_age, when = expiry
+        header += f"; Max-Age={max_age}; Expires={formatdate(when, usegmt=True)}"
+    return header + _attributes(settings, secure_request)
+
+
+def delete_cookie_header(settings: CookieSettings, secure_request: bool = False) -> str:
+    return (
+        f"{settings.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        + _attributes(settings, secure_request)
+    )
+
+
+def read_cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a raw Cookie header, or None.
+
+    Reads the header directly instead of through a framework's cookie parser: a
+    byte that is not UTF-8 elsewhere in the header must not turn into an error.
+    """
+    if not header or name not in header:
+        return None
+    for part in header.split(";"):
+        key, eq, value = part.partition("=")
+        if eq and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+    return None

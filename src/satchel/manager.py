@@ -1,0 +1,275 @@
+"""Session policy: from a cookie to a Session, and from a Session back to a store write.
+
+The manager is the only part that combines ids, signing, timeouts, renewal,
+lazy creation and conflict merging. It knows nothing of any web framework: the
+edges hand it the cookie value and get back the Set-Cookie header to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from . import cookies
+from .codecs import (
+    EMPTY_BODY,
+    Body,
+    Signer,
+    decode_body,
+    encode_body,
+    encode_record,
+    encode_value,
+    new_session_id,
+    split_record,
+    store_key,
+)
+from .errors import BadData, SessionConflict
+from .session import Session
+from .settings import SessionSettings
+from .stores import Store, open_store
+
+log = logging.getLogger("satchel")
+security_log = logging.getLogger("satchel.security")
+
+
+class SessionManager:
+    """Opens sessions from cookies and commits them to a store."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        store: Store | None = None,
+        session_class: type[Session] = Session,
+    ) -> None:
+        self.settings = settings
+        self.store = store if store is not None else open_store(settings.store)
+        self.signer = Signer(settings.secrets)
+        self.session_class = session_class
+        self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
+
+    # -- opening ------------------------------------------------------------------
+
+    def open_request(self, cookie_header: str | None) -> Session:
+        """The session for a request, given its raw ``Cookie`` header."""
+        return self.open(cookies.read_cookie(cookie_header, self.settings.cookie.name))
+
+    def open(self, cookie_value: str | None) -> Session:
+        """The session the cookie names, or a fresh one (never adopting the client's id)."""
+        if not cookie_value:
+            return self.session_class()
+        session_id = self.signer.unsign(cookie_value)
+        if session_id is None:
+            security_log.warning("session cookie with a bad signature; starting a new session")
+            return self.session_class(had_cookie=True)
+        loaded = self.load(session_id)
+        return loaded if loaded is not None else self.session_class(had_cookie=True)
+
+    def load(self, session_id: str, now: float | None = None) -> Session | None:
+        """The stored session for a verified id, or None; reading never writes,
+        except to remove a record that is corrupt or past its absolute lifetime."""
+        key = store_key(session_id)
+        record = self.store.load(key)
+        if record is None:
+            return None
+        now = time.time() if now is None else now
+        try:
+            created, accessed, body_bytes = split_record(record.data)
+            body = decode_body(body_bytes)
+        except BadData as exc:
+            security_log.warning("stored session record is corrupt (%s); starting a new session", exc)
+            if self.settings.invalidate_corrupt:
+                self.store.delete(key)
+            return None
+        settings = self.settings
+        if settings.absolute_timeout is not None and created + settings.absolute_timeout <= now:
+            self.store.delete(key)
+            return None
+        if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
+            return None
+        return self.session_class(
+            body.data,
+            session_id=session_id,
+            new=False,
+            created=created,
+            accessed=accessed,
+            flash=body.flash,
+            csrf=body.csrf,
+            version=record.version,
+            loaded_body=body_bytes,
+            expires_at=record.expires_at,
+            had_cookie=True,
+        )
+
+    # -- committing ---------------------------------------------------------------
+
+    def _ttl(self, session: Session, now: float) -> int | None:
+        settings = self.settings
+        ttl = settings.timeout
+        if settings.absolute_timeout is not None:
+            remaining = max(1, int(session.created + settings.absolute_timeout - now))
+            ttl = remaining if ttl is None else min(ttl, remaining)
+        return ttl
+
+    def commit(self, session: Session, secure_request: bool = False) -> list[str]:
+        """Persist what the request changed; return the Set-Cookie headers to send."""
+        header = self._commit(session, secure_request)
+        return [] if header is None else [header]
+
+    def _commit(self, session: Session, secure_request: bool) -> str | None:
+        now = time.time()
+        for old_id in session.invalidated_ids:
+            self.store.delete(store_key(old_id))
+        body = encode_body(dict(session), session._flash, session._csrf)
+        cookie = self.settings.cookie
+        if session.id is None:
+            if body == EMPTY_BODY and not session._dirty:
+                if session.had_cookie:
+                    return cookies.delete_cookie_header(cookie, secure_request)
+                return None
+            self._create(session, body, now)
+            return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+        if session._regenerate:
+            old_id = session.id
+            self._create(session, body, now)
+            self.store.delete(store_key(old_id))
+            return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+        if session._dirty or body != session._loaded_body:
+            if not self._update(session, body, now):
+                return cookies.delete_cookie_header(cookie, secure_request)
+            if self._resend_on_renew:
+                return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+            return None
+        if self._renewal_due(session, now):
+            self._renew(session, body, now)
+            if self._resend_on_renew:
+                return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+        return None
+
+    @staticmethod
+    def _id(session: Session) -> str:
+        assert session.id is not None
+        return session.id
+
+    def _create(self, session: Session, body: bytes, now: float) -> None:
+        record = encode_record(session.created, now, body)
+        ttl = self._ttl(session, now)
+        while True:
+            session_id = new_session_id()
+            if self.store.save(store_key(session_id), record, ttl, None):
+                break
+        session.id, session.new, session.accessed = session_id, False, now
+        session._loaded_body, session._dirty, session._regenerate = body, False, False
+
+    def _renewal_due(self, session: Session, now: float) -> bool:
+        interval = self.settings.renew_interval
+        if interval <= 0:
+            return False
+        ttl = self._ttl(session, now)
+        if session.expires_at is not None and ttl is not None:
+            last_renewal = session.expires_at - ttl
+        else:
+            last_renewal = session.accessed
+        return now - last_renewal >= interval
+
+    def _renew(self, session: Session, body: bytes, now: float) -> None:
+        key = store_key(self._id(session))
+        ttl = self._ttl(session, now)
+        if session.expires_at is not None:
+            self.store.touch(key, ttl)
+            return
+        # The store cannot report expiry, so the record's access time says when it
+        # was renewed; rewriting it is the renewal. A conflict means another
+        # request wrote it, which renewed it too.
+        self.store.save(key, encode_record(session.created, now, body), ttl, session.version)
+
+    def _update(self, session: Session, body: bytes, now: float) -> bool:
+        """Write the session conditionally; on a conflict merge this request's changes
+        into the latest record and try again. False when the session is gone."""
+        key = store_key(self._id(session))
+        ttl = self._ttl(session, now)
+        if self.store.save(key, encode_record(session.created, now, body), ttl, session.version):
+            session._loaded_body, session._dirty = body, False
+            return True
+        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        current = Body(dict(session), session._flash, session._csrf)
+        for attempt in range(self.settings.merge_retries):
+            record = self.store.load(key)
+            if record is None:
+                log.info("session was invalidated or expired by another request; dropping this request's changes")
+                return False
+            try:
+                created, _, latest_bytes = split_record(record.data)
+                latest = decode_body(latest_bytes)
+            except BadData:
+                security_log.warning("stored session record became corrupt; dropping it")
+                return False
+            merged = merge(base, current, latest)
+            merged_body = encode_body(merged.data, merged.flash, merged.csrf)
+            if self.store.save(key, encode_record(created, now, merged_body), ttl, record.version):
+                dict.clear(session)
+                dict.update(session, merged.data)
+                session._flash, session._csrf = merged.flash, merged.csrf
+                session._loaded_body, session._dirty = merged_body, False
+                return True
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - jitter, not security
+        log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)
+        raise SessionConflict(
+            f"the session kept changing under this request ({self.settings.merge_retries} retries)"
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _multiset_minus(left: list[Any], right: list[Any]) -> list[Any]:
+    """Items of ``left`` not matched one-for-one in ``right``, in order."""
+    remaining = Counter(encode_value(item, "flash") for item in right)
+    out = []
+    for item in left:
+        encoded = encode_value(item, "flash")
+        if remaining[encoded]:
+            remaining[encoded] -= 1
+        else:
+            out.append(item)
+    return out
+
+
+def merge(base: Body, current: Body, latest: Body) -> Body:
+    """Apply the change from ``base`` to ``current`` on top of ``latest``.
+
+    Keys this request set or deleted win for those keys only; flash messages it
+    added are appended and the ones it popped removed; a new CSRF token wins.
+    """
+    data = dict(latest.data)
+    for key, value in current.data.items():
+        if key not in base.data or encode_value(base.data[key], key) != encode_value(value, key):
+            data[key] = value
+    for key in base.data:
+        if key not in current.data:
+            data.pop(key, None)
+    flash: dict[str, list[Any]] = {q: list(m) for q, m in latest.flash.items()}
+    for queue in set(base.flash) | set(current.flash):
+        before, after = base.flash.get(queue, []), current.flash.get(queue, [])
+        popped = _multiset_minus(before, after)
+        added = _multiset_minus(after, before)
+        messages = _multiset_minus(flash.get(queue, []), popped) + added
+        if messages:
+            flash[queue] = messages
+        else:
+            flash.pop(queue, None)
+    csrf = current.csrf if current.csrf != base.csrf else latest.csrf
+    return Body(data, flash, csrf)
+
+
+def build_manager(
+    settings: SessionSettings, store: Store | None = None, session_class: type[Session] = Session
+) -> SessionManager:
+    """The manager the settings ask for: server-side, or the whole session in the cookie."""
+    if settings.client_side:
+        from .client import ClientSessionManager
+
+        return ClientSessionManager(settings, session_class=session_class)
+    return SessionManager(settings, store, session_class=session_class)

@@ -1,0 +1,141 @@
+"""Pyramid glue: ``config.include("satchel")`` and the ISession implementation.
+
+The session is committed by a tween that sits just below Pyramid's exception
+view tween. Errors while saving (a store that is down, a value that became
+unserializable) therefore reach the application's exception views, where it can
+answer with a 503 or a helpful page, instead of escaping after the response was
+built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyramid.interfaces import ISession, ISessionFactory
+from pyramid.tweens import EXCVIEW
+from zope.interface import implementer
+
+from .manager import SessionManager, build_manager
+from .session import Session
+from .settings import SessionSettings, parse_session_settings
+from .stores import Store
+
+log = logging.getLogger("satchel")
+
+Request = Any
+Response = Any
+Handler = Callable[[Request], Response]
+
+
+@implementer(ISession)
+class PyramidSession(Session):
+    """A satchel session that declares Pyramid's ISession."""
+
+    __slots__ = ()
+
+
+_COMMITTED = "satchel.committed"
+
+
+class SatchelSessionFactory:
+    """Pyramid session factory: ``config.set_session_factory(factory)``.
+
+    With ``config.include("satchel")`` a tween commits the session so that save
+    errors reach exception views; an app that wires the factory by hand still
+    gets its session saved, by a response callback.
+    """
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+        self.webtest_varname = manager.settings.webtest_varname
+        self.save_on_exception = manager.settings.cookie_on_exception
+
+    def __call__(self, request: Request) -> Session:
+        session = self.manager.open_request(request.environ.get("HTTP_COOKIE"))
+        if self.webtest_varname:
+            testing = request.environ.get("paste.testing_variables")
+            if testing is not None:
+                testing[self.webtest_varname] = session
+        request.add_response_callback(self._callback)
+        return session
+
+    def commit(self, request: Request, response: Response) -> None:
+        """Save the request's session (once) and put the cookie on ``response``."""
+        if request.environ.get(_COMMITTED):
+            return
+        request.environ[_COMMITTED] = True
+        session = request.__dict__.get("session")
+        if not isinstance(session, Session):
+            return
+        _vary(response)
+        if request.exception is not None and not self.save_on_exception:
+            return
+        for header in self.manager.commit(session, secure_request=request.scheme == "https"):
+            response.headerlist.append(("Set-Cookie", header))
+
+    def _callback(self, request: Request, response: Response) -> None:
+        self.commit(request, response)
+
+
+def session_factory_from_settings(
+    settings: Mapping[str, Any], store: Store | None = None
+) -> SatchelSessionFactory:
+    """Build the session factory from ``session.*`` / ``beaker.session.*`` settings."""
+    parsed: SessionSettings = parse_session_settings(settings)
+    return SatchelSessionFactory(build_manager(parsed, store, session_class=PyramidSession))
+
+
+def session_tween_factory(handler: Handler, registry: Any) -> Handler:
+    factory = registry.queryUtility(ISessionFactory)
+    if not isinstance(factory, SatchelSessionFactory):
+        return handler
+
+    def session_tween(request: Request) -> Response:
+        try:
+            response = handler(request)
+        except Exception:
+            if factory.save_on_exception and "session" in request.__dict__:
+                _commit_after_error(request, factory)
+            raise
+        if "session" in request.__dict__:
+            factory.commit(request, response)
+        return response
+
+    return session_tween
+
+
+def _vary(response: Response) -> None:
+    vary = response.vary or ()
+    if "Cookie" not in vary:
+        response.vary = (*vary, "Cookie")
+
+
+def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> None:
+    """Save the session of a request whose view raised; the cookie goes on the error page.
+
+    The error page does not exist yet, so the store write happens now and the
+    header is added by a response callback.
+    """
+    request.environ[_COMMITTED] = True
+    session = request.__dict__["session"]
+    try:
+        headers = factory.manager.commit(session, secure_request=request.scheme == "https")
+    except Exception:
+        log.exception("could not save the session of a request that failed")
+        return
+
+    def add_header(request: Request, response: Response) -> None:
+        _vary(response)
+        for header in headers:
+            response.headerlist.append(("Set-Cookie", header))
+
+    request.add_response_callback(add_header)
+
+
+def includeme(config: Any) -> None:
+    """``config.include("satchel")``: sessions from ``session.*`` settings."""
+    settings = config.get_settings()
+    config.set_session_factory(session_factory_from_settings(settings))
+    config.add_tween("satchel.pyramid.session_tween_factory", under=EXCVIEW)

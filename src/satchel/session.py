@@ -1,0 +1,176 @@
+"""The session as the application sees it: a dict with flash queues and CSRF.
+
+A Session holds state only; it never talks to a store. The manager loads it,
+and at the end of the request compares what it holds with what was loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .codecs import encode_value, new_token
+from .errors import NotSerializable
+
+class Session(dict[str, Any]):
+    """A dict that persists itself at the end of the request.
+
+    Values must be JSON; assigning one that is not raises
+    :class:`~satchel.errors.NotSerializable` right there, inside the view.
+    Changes inside nested values (``session["cart"].append(item)``) are found
+    without help; :meth:`changed` is still there for code that calls it.
+    """
+
+    __slots__ = (
+        "_csrf",
+        "_dirty",
+        "_flash",
+        "_loaded_body",
+        "_regenerate",
+        "accessed",
+        "created",
+        "expires_at",
+        "had_cookie",
+        "id",
+        "invalidated_ids",
+        "new",
+        "version",
+    )
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        new: bool = True,
+        created: float | None = None,
+        accessed: float | None = None,
+        flash: dict[str, list[Any]] | None = None,
+        csrf: str | None = None,
+        version: Any = None,
+        loaded_body: bytes | None = None,
+        expires_at: float | None = None,
+        had_cookie: bool = False,
+    ) -> None:
+        super().__init__(data or ())
+        now = time.time()
+        #: The session id; ``None`` until a new session is first saved.
+        self.id = session_id
+        #: True when this request started the session (nothing was stored yet).
+        self.new = new
+        #: When the session was started (Unix time).
+        self.created = created if created is not None else now
+        #: When the session was last written or renewed (Unix time).
+        self.accessed = accessed if accessed is not None else now
+        self.version = version
+        self.expires_at = expires_at
+        #: Whether the request carried a session cookie (valid or not).
+        self.had_cookie = had_cookie
+        #: Ids this request invalidated; their records are deleted at commit.
+        self.invalidated_ids: list[str] = []
+        self._flash: dict[str, list[Any]] = flash if flash is not None else {}
+        self._csrf = csrf
+        self._loaded_body = loaded_body
+        self._dirty = False
+        self._regenerate = False
+
+    # -- dict writes are checked so a bad value fails inside the view -----------
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
+        encode_value(value, key)
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return super().__getitem__(key)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        items: Iterable[tuple[str, Any]]
+        if isinstance(other, Mapping):
+            items = other.items()
+        elif hasattr(other, "keys"):
+            items = ((k, other[k]) for k in other.keys())
+        else:
+            items = other
+        for key, value in items:
+            self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} new={self.new} {dict.__repr__(self)}>"
+
+    # -- ISession -------------------------------------------------------------
+
+    def changed(self) -> None:
+        """Mark the session as changed; it is written at the end of the request.
+
+        Not needed for changes inside nested values, which are found by comparing
+        the encoded session with what was loaded; kept for code written for
+        sessions that needed it.
+        """
+        self._dirty = True
+
+    def save(self) -> None:
+        """Beaker's explicit save; the session is saved at the end of the request anyway."""
+        self._dirty = True
+
+    def invalidate(self) -> None:
+        """End this session: its record is deleted and the cookie expired.
+
+        The object stays usable: anything stored after this starts a new session
+        with a new id.
+        """
+        if self.id is not None:
+            self.invalidated_ids.append(self.id)
+        dict.clear(self)
+        self._flash = {}
+        self._csrf = None
+        self.id = None
+        self.new = True
+        self.version = None
+        self._loaded_body = None
+        self._dirty = False
+        self._regenerate = False
+        self.created = self.accessed = time.time()
+        self.expires_at = None
+
+    def regenerate_id(self) -> None:
+        """Keep the data under a new id, and drop the old id (do this at login)."""
+        self._regenerate = True
+
+    @property
+    def is_invalidated(self) -> bool:
+        return bool(self.invalidated_ids)
+
+    # -- flash messages ---------------------------------------------------------
+
+    def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
+        encode_value(msg, f"flash queue {queue!r}")
+        messages = self._flash.setdefault(queue, [])
+        if allow_duplicate or msg not in messages:
+            messages.append(msg)
+
+    def peek_flash(self, queue: str = "") -> list[Any]:
+        return list(self._flash.get(queue, ()))
+
+    def pop_flash(self, queue: str = "") -> list[Any]:
+        return self._flash.pop(queue, [])
+
+    # -- CSRF -------------------------------------------------------------------
+
+    def new_csrf_token(self) -> str:
+        self._csrf = new_token()
+        return self._csrf
+
+    def get_csrf_token(self) -> str:
+        return self._csrf if self._csrf is not None else self.new_csrf_token()
+
