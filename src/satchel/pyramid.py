@@ -134,8 +134,19 @@ def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> Non
     request.add_response_callback(add_header)
 
 
+SESSION_MARKERS = ("session.", "beaker.session.")
+CACHE_MARKERS = ("cache.", "beaker.cache.")
+
+
 def includeme(config: Any) -> None:
-    """``config.include("satchel")``: sessions from ``session.*`` settings."""
+    """``config.include("satchel")``: sessions from ``session.*``, cache regions from ``cache.*``.
+
+    An app whose settings name no session option gets no session factory (it
+    may use only the cache), and the other way round.
+    """
     settings = config.get_settings()
-    config.set_session_factory(session_factory_from_settings(settings))
-    config.add_tween("satchel.pyramid.session_tween_factory", under=EXCVIEW)
+    if any(name.startswith(SESSION_MARKERS) for name in settings):
+        config.set_session_factory(session_factory_from_settings(settings))
+        config.add_tween("satchel.pyramid.session_tween_factory", under=EXCVIEW)
+    if any(name.startswith(CACHE_MARKERS) for name in settings):
+        config.include("satchel.cache")
