@@ -53,6 +53,25 @@ NEVER = "never"
 
 # -- coercion ---------------------------------------------------------------
 
+_INLINE_COMMENT = re.compile(r"\s+[#;].*\Z", re.S)
+
+
+def uncommented(coercer: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """Drop a trailing ``  # comment`` from INI values of words, numbers and flags.
+
+    configparser as PasteDeploy sets it up keeps inline comments in the value, and
+    documented settings blocks have them (``session.type = memory   # or: file``).
+    Never applied to secrets, keys, URLs or paths, where ``#`` may be real.
+    """
+
+    def coerce(value: Any, key: str) -> Any:
+        if isinstance(value, str):
+            value = _INLINE_COMMENT.sub("", value)
+        return coercer(value, key)
+
+    return coerce
+
+
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 _FALSE = {"false", "no", "off", "0", "n", "f"}
 
@@ -264,40 +283,40 @@ Coercer = Callable[[Any, str], Any]
 # ``None`` marks options that are accepted only with a specific meaning, handled
 # in ``parse_session_settings``.
 SESSION_OPTIONS: dict[str, Coercer] = {
-    "type": as_str,
+    "type": uncommented(as_str),
     "data_dir": as_optional_str,
     "lock_dir": as_optional_str,
     "key": as_str,
     "secret": as_lines,
     "validate_key": as_lines,
     "encrypt_key": as_lines,
-    "encrypt_nonce_bits": lambda v, k: as_int(v, k, minimum=1),
-    "crypto_type": as_str,
-    "timeout": as_optional_seconds,
-    "absolute_timeout": as_optional_seconds,
-    "renew_interval": lambda v, k: as_int(v, k, minimum=0),
-    "save_accessed_time": as_bool,
-    "cookie_expires": as_cookie_expires,
+    "encrypt_nonce_bits": uncommented(lambda v, k: as_int(v, k, minimum=1)),
+    "crypto_type": uncommented(as_str),
+    "timeout": uncommented(as_optional_seconds),
+    "absolute_timeout": uncommented(as_optional_seconds),
+    "renew_interval": uncommented(lambda v, k: as_int(v, k, minimum=0)),
+    "save_accessed_time": uncommented(as_bool),
+    "cookie_expires": uncommented(as_cookie_expires),
     "cookie_domain": as_optional_str,
     "cookie_path": as_str,
-    "secure": as_secure,
-    "httponly": as_bool,
-    "samesite": as_samesite,
-    "data_serializer": as_str,
-    "invalidate_corrupt": as_bool,
-    "auto": as_bool,
-    "use_cookies": as_bool,
+    "secure": uncommented(as_secure),
+    "httponly": uncommented(as_bool),
+    "samesite": uncommented(as_samesite),
+    "data_serializer": uncommented(as_str),
+    "invalidate_corrupt": uncommented(as_bool),
+    "auto": uncommented(as_bool),
+    "use_cookies": uncommented(as_bool),
     "url": as_optional_str,
     "urls": as_words,
-    "memcache_module": as_optional_str,
+    "memcache_module": uncommented(as_optional_str),
     "table_name": as_str,
     "schema_name": as_optional_str,
     "webtest_varname": as_optional_str,
-    "cookie_on_exception": as_bool,
+    "cookie_on_exception": uncommented(as_bool),
     "key_prefix": as_str,
-    "max_records": lambda v, k: as_int(v, k, minimum=1),
-    "merge_retries": lambda v, k: as_int(v, k, minimum=0),
-    "max_cookies": lambda v, k: as_int(v, k, minimum=1),
+    "max_records": uncommented(lambda v, k: as_int(v, k, minimum=1)),
+    "merge_retries": uncommented(lambda v, k: as_int(v, k, minimum=0)),
+    "max_cookies": uncommented(lambda v, k: as_int(v, k, minimum=1)),
     "bind": lambda v, k: v,
 }
 
