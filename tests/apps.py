@@ -8,7 +8,6 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.csrf import check_csrf_token, get_csrf_token
-from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.response import Response
 from webtest import TestApp
 

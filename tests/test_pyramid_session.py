@@ -256,7 +256,7 @@ def test_secret_rotation_keeps_users_logged_in(settings: dict[str, Any]) -> None
     cookie = old_app.cookies["sid"]
     new_secret = "f" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
     rotated = make_app(settings, **{"session.secret": f"{new_secret}\n{SECRET}"})
-    rotated.app.registry  # noqa: B018
+    rotated.app.registry
     from pyramid.interfaces import ISessionFactory
 
     rotated_factory = rotated.app.registry.getUtility(ISessionFactory)

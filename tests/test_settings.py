@@ -188,7 +188,7 @@ def test_file_store_needs_data_dir() -> None:
 
 
 def test_server_store_needs_url() -> None:
-    with pytest.raises(ConfigurationError, match="session.url"):
+    with pytest.raises(ConfigurationError, match=r"session\.url"):
         parse(type="ext:redis")
 
 

@@ -214,7 +214,7 @@ class SessionManager:
                 session._flash, session._csrf = merged.flash, merged.csrf
                 session._loaded_body, session._dirty = merged_body, False
                 return True
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - jitter, not security
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
         log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)
         raise SessionConflict(
             f"the session kept changing under this request ({self.settings.merge_retries} retries)"
@@ -271,5 +271,6 @@ def build_manager(
     if settings.client_side:
         from .client import ClientSessionManager
 
-        return ClientSessionManager(settings, session_class=session_class)
+        client: SessionManager = ClientSessionManager(settings, session_class=session_class)
+        return client
     return SessionManager(settings, store, session_class=session_class)

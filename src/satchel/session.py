@@ -13,6 +13,7 @@ from typing import Any
 from .codecs import encode_value, new_token
 from .errors import NotSerializable
 
+
 class Session(dict[str, Any]):
     """A dict that persists itself at the end of the request.
 
@@ -88,7 +89,7 @@ class Session(dict[str, Any]):
             self[key] = default
         return super().__getitem__(key)
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         items: Iterable[tuple[str, Any]]
         if isinstance(other, Mapping):
             items = other.items()
@@ -101,7 +102,7 @@ class Session(dict[str, Any]):
         for key, value in kwargs.items():
             self[key] = value
 
-    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
         self.update(other)
         return self
 

@@ -172,7 +172,7 @@ def as_secure(value: Any, key: str) -> bool | str:
     return as_bool(value, key)
 
 
-def as_cookie_expires(value: Any, key: str) -> None | str | _dt.timedelta | _dt.datetime:
+def as_cookie_expires(value: Any, key: str) -> str | _dt.timedelta | _dt.datetime | None:
     """Beaker's ``cookie_expires``.
 
     ``true`` is a browser-session cookie (``None`` here), ``false`` a cookie that
@@ -246,7 +246,7 @@ class CookieSettings:
     secure: bool | str = False
     httponly: bool = True
     samesite: str | None = "Lax"
-    expires: None | str | _dt.timedelta | _dt.datetime = None
+    expires: str | _dt.timedelta | _dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..settings import StoreSettings
 
 #: An opaque token naming one state of a record; only equality matters.
-Version = Union[int, str, bytes]
+Version = int | str | bytes
 
 #: Keys stores accept: what the session manager derives (hex SHA-256) and cache
 #: keys after hashing. A strict alphabet keeps file names and server keys safe.

@@ -72,7 +72,7 @@ class MemoryStore(Store):
     def _make_room(self, now: float) -> None:
         self._purge(now)
         while len(self._records) >= self.max_records:
-            evicted, _ = self._records.popitem(last=False)
+            self._records.popitem(last=False)
             log.warning("memory store full (%d records): evicted the least recently used one", self.max_records)
 
     def touch(self, key: str, ttl: int | None) -> bool:
