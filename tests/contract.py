@@ -169,7 +169,7 @@ class StoreContract:
                         assert record is not None
                         if store.save(key, str(int(record.data) + 1).encode(), 60, record.version):
                             break
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         workers = [threading.Thread(target=work) for _ in range(threads)]

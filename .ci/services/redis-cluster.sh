@@ -10,7 +10,8 @@ PORTS=(7000 7001 7002)
 BASE=/tmp/satchel-cluster
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-    apt-get install -y redis-server redis-tools
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server redis-tools
 fi
 
 answers() { redis-cli -h "$HOST" -p "$1" ping 2>/dev/null | grep -q PONG; }

@@ -89,7 +89,7 @@ class SessionManager:
             return None
         if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
             return None
-        return self.session_class(
+        session = self.session_class(
             body.data,
             session_id=session_id,
             new=False,
@@ -102,6 +102,8 @@ class SessionManager:
             expires_at=record.expires_at,
             had_cookie=True,
         )
+        session._flash_claimer = self.claim_flash
+        return session
 
     # -- committing ---------------------------------------------------------------
 
@@ -185,16 +187,38 @@ class SessionManager:
         # request wrote it, which renewed it too.
         self.store.save(key, encode_record(session.created, now, body), ttl, session.version)
 
-    def _update(self, session: Session, body: bytes, now: float) -> bool:
+    def claim_flash(self, session: Session, queue: str) -> list[Any]:
+        """Pop a flash queue with an immediate conditional write.
+
+        Returns the messages the store held in that queue at the moment of the
+        successful write, so of two concurrent requests only one gets each message.
+        """
+        if not self._update(session, None, time.time(), pop_queue=queue):
+            return session._flash.pop(queue, [])
+        return session._claimed
+
+    def _update(self, session: Session, body: bytes | None, now: float, pop_queue: str | None = None) -> bool:
         """Write the session conditionally; on a conflict merge this request's changes
-        into the latest record and try again. False when the session is gone."""
+        into the latest record and try again. False when the session is gone.
+
+        With ``pop_queue`` the flash queue of that name is removed from the written
+        state, and what it held is left in ``session._claimed``.
+        """
         key = store_key(self._id(session))
         ttl = self._ttl(session, now)
+        if pop_queue is not None:
+            session._claimed = session._flash.get(pop_queue, [])
+            flash = {q: m for q, m in session._flash.items() if q != pop_queue}
+            body = encode_body(dict(session), flash, session._csrf)
+        else:
+            flash = session._flash
+        assert body is not None
         if self.store.save(key, encode_record(session.created, now, body), ttl, session.version):
+            session._flash = flash
             session._loaded_body, session._dirty = body, False
             return True
         base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
-        current = Body(dict(session), session._flash, session._csrf)
+        current = Body(dict(session), flash, session._csrf)
         for attempt in range(self.settings.merge_retries):
             record = self.store.load(key)
             if record is None:
@@ -207,12 +231,17 @@ class SessionManager:
                 security_log.warning("stored session record became corrupt; dropping it")
                 return False
             merged = merge(base, current, latest)
+            if pop_queue is not None:
+                claimed = latest.flash.get(pop_queue, [])
+                merged.flash.pop(pop_queue, None)
             merged_body = encode_body(merged.data, merged.flash, merged.csrf)
             if self.store.save(key, encode_record(created, now, merged_body), ttl, record.version):
                 dict.clear(session)
                 dict.update(session, merged.data)
                 session._flash, session._csrf = merged.flash, merged.csrf
                 session._loaded_body, session._dirty = merged_body, False
+                if pop_queue is not None:
+                    session._claimed = claimed
                 return True
             time.sleep(random.uniform(0, 0.002 * 2**attempt))
         log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)

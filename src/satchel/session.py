@@ -7,7 +7,7 @@ and at the end of the request compares what it holds with what was loaded.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .codecs import encode_value, new_token
@@ -24,9 +24,11 @@ class Session(dict[str, Any]):
     """
 
     __slots__ = (
+        "_claimed",
         "_csrf",
         "_dirty",
         "_flash",
+        "_flash_claimer",
         "_loaded_body",
         "_regenerate",
         "accessed",
@@ -71,6 +73,9 @@ class Session(dict[str, Any]):
         #: Ids this request invalidated; their records are deleted at commit.
         self.invalidated_ids: list[str] = []
         self._flash: dict[str, list[Any]] = flash if flash is not None else {}
+        #: Set by the manager for stored sessions: pops flash messages atomically.
+        self._flash_claimer: Callable[[Session, str], list[Any]] | None = None
+        self._claimed: list[Any] = []
         self._csrf = csrf
         self._loaded_body = loaded_body
         self._dirty = False
@@ -164,6 +169,13 @@ class Session(dict[str, Any]):
         return list(self._flash.get(queue, ()))
 
     def pop_flash(self, queue: str = "") -> list[Any]:
+        """Remove and return the queue's messages.
+
+        For a stored session the removal is written at once and atomically, so
+        two concurrent requests never both show the same message.
+        """
+        if self._flash_claimer is not None and self.id is not None and self._flash.get(queue):
+            return self._flash_claimer(self, queue)
         return self._flash.pop(queue, [])
 
     # -- CSRF -------------------------------------------------------------------

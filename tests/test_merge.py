@@ -1,0 +1,154 @@
+"""Conflict merging in the manager: two requests of one session, interleaved by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps import SECRET
+from satchel.codecs import Body
+from satchel.errors import SessionConflict
+from satchel.manager import SessionManager, merge
+from satchel.settings import parse_session_settings
+from satchel.stores.memory import MemoryStore
+
+
+@pytest.fixture
+def manager() -> SessionManager:
+    return SessionManager(parse_session_settings({"session.secret": SECRET}), MemoryStore())
+
+
+def started(manager: SessionManager, **data: Any) -> str:
+    session = manager.open(None)
+    session.update(data)
+    header = manager.commit(session)[0]
+    return header.split(";")[0].split("=", 1)[1]
+
+
+def test_different_keys_both_survive(manager: SessionManager) -> None:
+    cookie = started(manager, base=0)
+    first, second = manager.open(cookie), manager.open(cookie)
+    first["a"] = 1
+    second["b"] = 2
+    del second["base"]
+    manager.commit(first)
+    manager.commit(second)
+    assert dict(manager.open(cookie)) == {"a": 1, "b": 2}
+
+
+def test_same_key_later_commit_wins(manager: SessionManager) -> None:
+    cookie = started(manager, k="start")
+    first, second = manager.open(cookie), manager.open(cookie)
+    first["k"] = "first"
+    second["k"] = "second"
+    manager.commit(first)
+    manager.commit(second)
+    assert manager.open(cookie)["k"] == "second"
+
+
+def test_nested_changes_merge_per_key(manager: SessionManager) -> None:
+    cookie = started(manager, cart=[], other=1)
+    first, second = manager.open(cookie), manager.open(cookie)
+    first["cart"].append("apple")
+    second["other"] = 2
+    manager.commit(first)
+    manager.commit(second)
+    assert dict(manager.open(cookie)) == {"cart": ["apple"], "other": 2}
+
+
+def test_flash_added_by_both_survives(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    first, second = manager.open(cookie), manager.open(cookie)
+    first.flash("one")
+    second.flash("two")
+    manager.commit(first)
+    manager.commit(second)
+    assert manager.open(cookie).peek_flash() == ["one", "two"]
+
+
+def test_popped_flash_is_claimed_once(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("hello")
+    manager.commit(seed)
+    first, second = manager.open(cookie), manager.open(cookie)
+    assert first.pop_flash() == ["hello"]
+    assert second.pop_flash() == []
+    manager.commit(first)
+    manager.commit(second)
+    assert manager.open(cookie).peek_flash() == []
+
+
+def test_pop_claims_messages_added_meanwhile(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("old")
+    manager.commit(seed)
+    reader, writer = manager.open(cookie), manager.open(cookie)
+    writer.flash("new")
+    manager.commit(writer)
+    assert reader.pop_flash() == ["old", "new"]
+    manager.commit(reader)
+    assert manager.open(cookie).peek_flash() == []
+
+
+def test_changes_after_a_pop_are_still_saved(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("m")
+    manager.commit(seed)
+    session = manager.open(cookie)
+    session.pop_flash()
+    session["after"] = True
+    manager.commit(session)
+    reopened = manager.open(cookie)
+    assert reopened["after"] is True and reopened.peek_flash() == []
+
+
+def test_invalidated_session_is_not_resurrected(manager: SessionManager) -> None:
+    cookie = started(manager, user="alice")
+    stale, killer = manager.open(cookie), manager.open(cookie)
+    killer.invalidate()
+    manager.commit(killer)
+    stale["late"] = "write"
+    headers = manager.commit(stale)
+    assert headers and "Max-Age=0" in headers[0]
+    assert manager.open(cookie).new is True
+
+
+def test_csrf_token_change_wins(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    first, second = manager.open(cookie), manager.open(cookie)
+    token = first.new_csrf_token()
+    second["y"] = 2
+    manager.commit(first)
+    manager.commit(second)
+    assert manager.open(cookie).get_csrf_token() == token
+
+
+def test_retries_exhausted_raise_session_conflict() -> None:
+    class AlwaysConflicting(MemoryStore):
+        def save(self, key: str, data: bytes, ttl: int | None, expected_version: Any) -> bool:
+            if expected_version is None:
+                return super().save(key, data, ttl, expected_version)
+            return False
+
+    manager = SessionManager(
+        parse_session_settings({"session.secret": SECRET, "session.merge_retries": "3"}), AlwaysConflicting()
+    )
+    cookie = started(manager, x=1)
+    session = manager.open(cookie)
+    session["x"] = 2
+    with pytest.raises(SessionConflict, match="3 retries"):
+        manager.commit(session)
+
+
+def test_merge_function_semantics() -> None:
+    base = Body({"a": 1, "b": 2}, {"": ["m1", "m2"]}, "t0")
+    current = Body({"a": 10, "c": 3}, {"": ["m2", "m3"]}, "t0")
+    latest = Body({"a": 1, "b": 2, "d": 4}, {"": ["m1", "m2", "x"]}, "t1")
+    merged = merge(base, current, latest)
+    assert merged.data == {"a": 10, "c": 3, "d": 4}
+    assert merged.flash == {"": ["m2", "x", "m3"]}
+    assert merged.csrf == "t1"

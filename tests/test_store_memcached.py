@@ -1,0 +1,278 @@
+"""The memcached store against real servers: two shared ones, and private ones to kill.
+
+Run ``.ci/services/memcached.sh`` first (servers on 127.0.0.1:11211 and :11212).
+Round trips are counted by the servers themselves (``stats``), so these tests
+assume nobody else talks to those two servers while they run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheError
+
+from contract import StoreContract, new_key
+from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.settings import StoreSettings
+from satchel.stores import open_store
+from satchel.stores.memcached import MAX_KEY_BYTES, MemcachedStore, expiry, parse_servers
+from services import MEMCACHED_SERVERS, need, need_port, port_open
+
+SERVERS = parse_servers(MEMCACHED_SERVERS)
+COUNTERS = ("cmd_get", "cmd_set", "cmd_touch", "cas_hits", "cas_misses", "cas_badval", "total_items")
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def servers() -> list[tuple[str, int]]:
+    for host, port in SERVERS:
+        need_port(host, port, "memcached")
+    return SERVERS
+
+
+@pytest.fixture
+def store(servers: list[tuple[str, int]]) -> Iterator[MemcachedStore]:
+    store = MemcachedStore(MEMCACHED_SERVERS, key_prefix=f"t{secrets.token_hex(6)}:")
+    yield store
+    store.close()
+
+
+class TestMemcachedStore(StoreContract):
+    server_expires = True
+    # A 1-second TTL is sent as 2 (memcached's clock has one-second steps).
+    expiry_wait = 1.7
+
+
+def stats(servers: list[tuple[str, int]]) -> list[Counter[str]]:
+    """The counters in COUNTERS, per server, as the servers report them."""
+    result = []
+    for server in servers:
+        client = Client(server)
+        try:
+            raw = client.stats()
+        finally:
+            client.close()
+        result.append(Counter({name: int(raw[name.encode()]) for name in COUNTERS}))
+    return result
+
+
+def delta(before: list[Counter[str]], after: list[Counter[str]]) -> list[Counter[str]]:
+    return [+(a - b) for a, b in zip(after, before)]
+
+
+def total(per_server: list[Counter[str]]) -> Counter[str]:
+    return sum(per_server, Counter())
+
+
+def test_keys_spread_over_both_servers(store: MemcachedStore, servers: list[tuple[str, int]]) -> None:
+    keys = [new_key() for _ in range(40)]
+    before = stats(servers)
+    for key in keys:
+        assert store.save(key, b"x", 60, None)
+    stored = delta(before, stats(servers))
+    for key in keys:
+        assert store.load(key) is not None
+    both = delta(before, stats(servers))
+    assert [d["total_items"] for d in stored] == [d["total_items"] for d in both]
+    assert all(d["total_items"] > 0 for d in stored), stored
+    assert sum(d["total_items"] for d in stored) == len(keys)
+    assert all(d["cmd_get"] > 0 for d in both), both
+
+
+def test_each_operation_is_one_round_trip(store: MemcachedStore, servers: list[tuple[str, int]]) -> None:
+    key = new_key()
+
+    def counted(operation: object) -> Counter[str]:
+        before = stats(servers)
+        assert callable(operation)
+        operation()
+        change = total(delta(before, stats(servers)))
+        del change["total_items"]
+        return change
+
+    assert counted(lambda: store.load(key)) == {"cmd_get": 1}
+    assert counted(lambda: store.save(key, b"v1", 60, None)) == {"cmd_set": 1}
+    assert counted(lambda: store.save(key, b"v1", 60, None)) == {"cmd_set": 1}  # refused add
+    record = store.load(key)
+    assert record is not None
+    assert counted(lambda: store.load(key)) == {"cmd_get": 1}
+    assert counted(lambda: store.save(key, b"v2", 60, record.version)) == {"cmd_set": 1, "cas_hits": 1}
+    assert counted(lambda: store.save(key, b"v3", 60, record.version)) == {"cmd_set": 1, "cas_badval": 1}
+    assert counted(lambda: store.touch(key, 60)) == {"cmd_touch": 1}
+    store.delete(key)
+    assert counted(lambda: store.save(key, b"v4", 60, record.version)) == {"cmd_set": 1, "cas_misses": 1}
+    assert counted(lambda: store.touch(key, 60)) == {"cmd_touch": 1}
+
+
+def test_connections_have_tcp_nodelay(store: MemcachedStore) -> None:
+    for _ in range(20):  # enough keys to open a connection to each server
+        store.load(new_key())
+    connections = [client.sock for server in store._servers.values() for client in server._idle]
+    assert len(connections) == len(SERVERS)
+    for sock in connections:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_long_keys_are_hashed(store: MemcachedStore) -> None:
+    long_a, long_b = "a" * 250, "a" * 249 + "b"
+    assert len(store.key_prefix + long_a) > MAX_KEY_BYTES
+    assert len(store.server_key(long_a)) <= MAX_KEY_BYTES
+    assert store.save(long_a, b"A", 60, None)
+    assert store.save(long_b, b"B", 60, None)
+    loaded = store.load(long_a), store.load(long_b)
+    assert [r.data if r else None for r in loaded] == [b"A", b"B"]
+
+
+@pytest.mark.parametrize("ttl", [30 * DAY - 1, 30 * DAY, 40 * DAY, 400 * DAY])
+def test_long_ttl_is_not_read_as_a_past_date(store: MemcachedStore, ttl: int) -> None:
+    key = new_key()
+    assert store.save(key, b"long", ttl, None)
+    assert store.touch(key, ttl)
+    record = store.load(key)
+    assert record is not None and record.data == b"long"
+
+
+def test_expiry_sent_to_memcached() -> None:
+    """One second more than asked (memcached's clock steps by seconds); absolute past 30 days."""
+    assert (expiry(None), expiry(0), expiry(1), expiry(30 * DAY - 1)) == (0, -1, 2, 30 * DAY)
+    now = int(time.time())
+    assert now + 30 * DAY + 1 <= expiry(30 * DAY) <= int(time.time()) + 30 * DAY + 1
+
+
+def test_from_settings_and_registry(servers: list[tuple[str, int]]) -> None:
+    url = ",".join(f"{host}:{port}" for host, port in servers)
+    store = open_store(StoreSettings(type="memcached", url=url, key_prefix="t:registry:"))
+    try:
+        assert isinstance(store, MemcachedStore)
+        assert store.address == ";".join(f"{host}:{port}" for host, port in servers)
+        key = new_key()
+        assert store.save(key, b"x", 60, None)
+        assert store.load(key) is not None
+        store.delete(key)
+    finally:
+        store.close()
+
+
+def test_server_list_parsing() -> None:
+    assert parse_servers("a:1;b:2, c [::1]:4") == [("a", 1), ("b", 2), ("c", 11211), ("::1", 4)]
+    for bad in ("a:b", "::1:11211", "a:1:2"):
+        with pytest.raises(ConfigurationError):
+            parse_servers(bad)
+    with pytest.raises(ConfigurationError):
+        MemcachedStore("127.0.0.1:11211", key_prefix="has space:")
+    with pytest.raises(ConfigurationError):
+        MemcachedStore.from_settings(StoreSettings(type="memcached"))
+
+
+# -- outages, on private servers this test starts and kills ------------------------
+
+
+class OwnMemcached:
+    """A memcached on a free local port that the test can kill and restart."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("memcached") or "/usr/bin/memcached"
+        need(os.access(binary, os.X_OK), "the memcached binary")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.command = [binary, "-p", str(self.port), "-U", "0", "-l", "127.0.0.1", "-m", "16"]
+        if os.geteuid() == 0:
+            self.command += ["-u", "root"]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command)
+        deadline = time.monotonic() + 5
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            assert time.monotonic() < deadline, f"memcached did not start on {self.address}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_servers() -> Iterator[tuple[OwnMemcached, OwnMemcached]]:
+    first = OwnMemcached()
+    try:
+        second = OwnMemcached()
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_outage_raises_store_unavailable_then_recovers(
+    own_servers: tuple[OwnMemcached, OwnMemcached],
+) -> None:
+    down, up = own_servers
+    store = MemcachedStore(f"{down.address};{up.address}", key_prefix=f"t{secrets.token_hex(6)}:")
+    keys = {new_key(): secrets.token_bytes(8) for _ in range(30)}
+    for key, data in keys.items():
+        assert store.save(key, data, 60, None)
+
+    down.stop()
+    on_down, on_up = [], []
+    for key, data in keys.items():
+        started = time.monotonic()
+        try:
+            record = store.load(key)
+        except StoreUnavailable as exc:
+            assert (exc.store, exc.address) == ("memcached", down.address)
+            assert down.address in str(exc)
+            assert isinstance(exc.__cause__, (OSError, MemcacheError))
+            with pytest.raises(StoreUnavailable):
+                store.save(key, b"new", 60, None)
+            with pytest.raises(StoreUnavailable):
+                store.touch(key, 60)
+            on_down.append(key)
+        else:
+            # Keys on the live server stay where they are, with their data.
+            assert record is not None and record.data == data
+            on_up.append(key)
+        assert time.monotonic() - started < 8  # bounded by the 2-second timeouts
+    assert on_down and on_up
+
+    down.start()  # same port, empty: memcached keeps nothing across a restart
+    for key in on_down:
+        assert store.load(key) is None
+        assert store.save(key, b"again", 60, None)
+        record = store.load(key)
+        assert record is not None and record.data == b"again"
+    for key in on_up:
+        record = store.load(key)
+        assert record is not None and record.data == keys[key]
+    store.close()
+
+
+def test_restart_between_calls_is_invisible(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:
+    """An idle connection to a restarted server is replaced, not reported as an outage."""
+    server, _ = own_servers
+    store = MemcachedStore(server.address, key_prefix="t:restart:")
+    key = new_key()
+    assert store.save(key, b"x", 60, None)  # leaves an idle connection in the pool
+    server.stop()
+    server.start()
+    assert store.load(key) is None
+    assert store.save(key, b"y", 60, None)
+    store.close()

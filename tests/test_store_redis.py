@@ -1,0 +1,456 @@
+"""The Redis stores against real servers.
+
+- The contract suite against the Redis at ``REDIS_URL`` and the 3-node cluster on
+  ``REDIS_CLUSTER_PORTS`` (``.ci/services/redis-cluster.sh`` starts both). Every
+  test works under its own random key prefix and removes only those keys.
+- Round trips, counted by a private ``redis-server`` this module starts, so no
+  other client's traffic lands in its statistics.
+- Outages, on another private server that is stopped, frozen and restarted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from contract import StoreContract, new_key
+from satchel.errors import StoreError, StoreUnavailable
+from satchel.settings import StoreSettings
+from satchel.stores import open_store
+from satchel.stores.redis import RedisClusterStore, RedisStore
+from services import REDIS_CLUSTER_PORTS, REDIS_URL, need, need_port
+
+#: How long one call may take while the server is down or frozen (the stores'
+#: socket timeouts are 2 s).
+OUTAGE_BOUND = 3.0
+
+
+def new_prefix() -> str:
+    return f"satchel-test:{secrets.token_hex(6)}:"
+
+
+def drop_prefix(client: redis.Redis | RedisCluster, prefix: str) -> None:
+    """Delete the keys under ``prefix`` (only those: the servers are shared)."""
+    for name in list(client.scan_iter(match=prefix + "*", count=1000)):
+        client.delete(name)
+
+
+def redis_settings(url: str, prefix: str) -> StoreSettings:
+    return StoreSettings(type="redis", url=url, key_prefix=prefix)
+
+
+# -- the contract, against the shared servers ---------------------------------------
+
+
+class TestRedisStore(StoreContract):
+    server_expires = True
+
+    @pytest.fixture
+    def store(self) -> Iterator[RedisStore]:
+        target = urlsplit(REDIS_URL)
+        need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
+        prefix = new_prefix()
+        store = open_store(redis_settings(REDIS_URL, prefix))
+        assert isinstance(store, RedisStore)
+        yield store
+        store.close()
+        with redis.Redis.from_url(REDIS_URL) as client:
+            drop_prefix(client, prefix)
+
+
+def cluster_urls() -> tuple[str, ...]:
+    for port in REDIS_CLUSTER_PORTS:
+        need_port("127.0.0.1", port, "Redis Cluster node")
+    return tuple(f"redis://127.0.0.1:{port}" for port in REDIS_CLUSTER_PORTS)
+
+
+class TestRedisClusterStore(StoreContract):
+    server_expires = True
+
+    @pytest.fixture
+    def store(self) -> Iterator[RedisClusterStore]:
+        urls = cluster_urls()
+        prefix = new_prefix()
+        store = open_store(StoreSettings(type="rediscluster", urls=urls, key_prefix=prefix))
+        assert isinstance(store, RedisClusterStore)
+        yield store
+        store.close()
+        client = RedisCluster.from_url(urls[0])
+        drop_prefix(client, prefix)
+        client.close()
+
+
+def test_cluster_spreads_records_over_all_primaries() -> None:
+    urls = cluster_urls()
+    prefix = new_prefix()
+    store = RedisClusterStore.from_settings(StoreSettings(type="rediscluster", urls=urls, key_prefix=prefix))
+    keys = [new_key() for _ in range(30)]
+    for key in keys:
+        assert store.save(key, b"x", 60, None)
+    client = RedisCluster.from_url(urls[0])
+    try:
+        slots = {client.keyslot(prefix + key) for key in keys}
+        nodes = {client.get_node_from_key(prefix + key).name for key in keys}
+        assert len(slots) > 1 and len(nodes) == len(REDIS_CLUSTER_PORTS)
+        assert store.count() == len(keys)
+    finally:
+        store.close()
+        drop_prefix(client, prefix)
+        client.close()
+
+
+# -- details the contract does not cover, against the shared Redis --------------------
+
+
+@pytest.fixture
+def shared() -> Iterator[tuple[RedisStore, redis.Redis]]:
+    """A store on the shared Redis and a plain client to look behind it."""
+    target = urlsplit(REDIS_URL)
+    need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
+    prefix = new_prefix()
+    store = RedisStore.from_settings(redis_settings(REDIS_URL, prefix))
+    client = redis.Redis.from_url(REDIS_URL)
+    yield store, client
+    store.close()
+    drop_prefix(client, prefix)
+    client.close()
+
+
+def test_every_record_gets_a_server_side_ttl(shared: tuple[RedisStore, redis.Redis]) -> None:
+    store, client = shared
+    key = new_key()
+    name = store.key_prefix + key
+    store.save(key, b"x", 60, None)
+    assert 0 < client.pttl(name) <= 60_000
+    record = store.load(key)
+    assert record is not None and record.expires_at is not None
+    assert 55 < record.expires_at - time.time() <= 60
+    assert store.touch(key, 600) and 60_000 < client.pttl(name) <= 600_000
+    assert store.touch(key, None) and client.pttl(name) == -1
+    assert store.touch(key, None), "a record without expiry is still there"
+    record = store.load(key)
+    assert record is not None and record.expires_at is None
+    assert store.save(key, b"y", 30, record.version)
+    assert 0 < client.pttl(name) <= 30_000
+
+
+def test_record_deleted_and_created_again_refuses_old_version(shared: tuple[RedisStore, redis.Redis]) -> None:
+    store, _ = shared
+    key = new_key()
+    store.save(key, b"first life", 60, None)
+    old = store.load(key)
+    assert old is not None
+    store.delete(key)
+    assert store.save(key, b"second life", 60, None)
+    assert store.save(key, b"stale writer", 60, old.version) is False
+
+
+def test_count_takes_the_prefix_literally(shared: tuple[RedisStore, redis.Redis]) -> None:
+    base, client = shared
+    glob = RedisStore(client, base.key_prefix + "a*:")
+    other = RedisStore(client, base.key_prefix + "ab:")
+    glob.save(new_key(), b"x", 60, None)
+    other.save(new_key(), b"x", 60, None)
+    other.save(new_key(), b"x", 60, None)
+    assert (glob.count(), other.count()) == (1, 2)
+
+
+def test_error_answer_is_a_store_error(shared: tuple[RedisStore, redis.Redis]) -> None:
+    store, client = shared
+    key = new_key()
+    client.set(store.key_prefix + key, b"not a hash", ex=60)
+    with pytest.raises(StoreError) as caught:
+        store.save(key, b"x", 60, None)
+    assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
+    with pytest.raises(StoreError):
+        store.load(key)
+
+
+def test_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "satchel.stores.redis")
+    with pytest.raises(StoreUnavailable, match=r'pip install "satchel\[redis\]"'):
+        importlib.import_module("satchel.stores.redis")
+
+
+# -- private servers ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A throw-away redis-server this module starts, stops and restarts itself."""
+
+    def __init__(self, workdir: Path) -> None:
+        need(shutil.which("redis-server") is not None, "the redis-server program")
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with redis.Redis(port=self.port, socket_timeout=1) as client:
+                    client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                assert self.process.poll() is None, "redis-server exited at start"
+                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case a test froze it
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A server nobody else talks to: its statistics count only this module's calls."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-counted"))
+    server.start()
+    yield server
+    server.stop()
+
+
+# -- round trips, as the server counts them ---------------------------------------------
+
+
+class ServerCounts:
+    """What the server saw between two ``INFO`` calls.
+
+    ``reads``: ``total_reads_processed``, the socket reads that brought requests
+    in. A request (one command or a pipeline of several) sent in one write
+    arrives in one read, so for small requests this is the number of network
+    round trips. ``commands``: ``INFO commandstats`` deltas. Redis counts there
+    the commands a Lua script runs as well as the EVALSHA itself. The second
+    ``INFO`` counts itself in both, and is taken off.
+    """
+
+    def __init__(self, server: RedisServer) -> None:
+        self.client = redis.Redis(port=server.port)
+        self.reads, self.commands = 0, Counter[str]()
+
+    def _snapshot(self) -> tuple[int, Counter[str]]:
+        info: dict[str, Any] = self.client.info("all")
+        calls = Counter({k.removeprefix("cmdstat_"): v["calls"] for k, v in info.items() if k.startswith("cmdstat_")})
+        return info["total_reads_processed"], calls
+
+    def during(self, action: Callable[[], object]) -> ServerCounts:
+        reads, calls = self._snapshot()
+        action()
+        reads_after, calls_after = self._snapshot()
+        self.reads = reads_after - reads - 1
+        self.commands = calls_after - calls
+        self.commands["info"] -= 1
+        self.commands = +self.commands  # drop the zero entries
+        return self
+
+
+@pytest.fixture
+def counted(quiet_server: RedisServer) -> Iterator[tuple[RedisStore, ServerCounts]]:
+    store = RedisStore.from_settings(redis_settings(quiet_server.url, new_prefix()))
+    # Warm up: open the connection (HELLO, CLIENT SETINFO) and load the scripts.
+    store.load(new_key())
+    store.save(new_key(), b"warm", 60, None)
+    store.touch(new_key(), None)
+    counts = ServerCounts(quiet_server)
+    yield store, counts
+    counts.client.close()
+    store.close()
+
+
+def test_load_is_one_round_trip(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    key = new_key()
+    store.save(key, b"data", 60, None)
+    seen = counts.during(lambda: store.load(key))
+    assert seen.reads == 1
+    assert seen.commands == Counter(hmget=1, pttl=1)  # one pipeline
+    seen = counts.during(lambda: store.load(new_key()))
+    assert (seen.reads, seen.commands) == (1, Counter(hmget=1, pttl=1))
+
+
+def test_save_is_one_evalsha(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    key = new_key()
+    # The script's HGET, HSET and PEXPIRE are counted too: they run inside the EVALSHA.
+    inside = Counter(hget=1, hset=1, pexpire=1)
+    seen = counts.during(lambda: store.save(key, b"new", 60, None))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1) + inside)
+    record = store.load(key)
+    assert record is not None
+    seen = counts.during(lambda: store.save(key, b"next", 60, record.version))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1) + inside)
+    seen = counts.during(lambda: store.save(key, b"late", 60, record.version))  # a conflict
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, hget=1))
+
+
+def test_touch_is_one_pexpire(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    key = new_key()
+    store.save(key, b"data", 60, None)
+    seen = counts.during(lambda: store.touch(key, 120))
+    assert (seen.reads, seen.commands) == (1, Counter(pexpire=1))
+    seen = counts.during(lambda: store.touch(key, None))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, exists=1, persist=1))
+
+
+def test_delete_is_one_del(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    key = new_key()
+    store.save(key, b"data", 60, None)
+    seen = counts.during(lambda: store.delete(key))
+    assert (seen.reads, seen.commands) == (1, Counter({"del": 1}))
+
+
+def test_forgotten_script_costs_one_script_load(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    counts.client.script_flush()
+    seen = counts.during(lambda: store.save(new_key(), b"data", 60, None))
+    # EVALSHA answered NOSCRIPT, SCRIPT LOAD, EVALSHA again.
+    assert seen.reads == 3
+    assert seen.commands == Counter({"evalsha": 2, "script|load": 1, "hget": 1, "hset": 1, "pexpire": 1})
+
+
+# -- outages --------------------------------------------------------------------------
+
+
+def assert_unavailable(store: RedisStore, call: Callable[[], object]) -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        call()
+    assert time.monotonic() - started <= OUTAGE_BOUND
+    error = caught.value
+    assert (error.store, error.address) == ("redis", store.address)
+    assert store.address in str(error)
+    assert isinstance(error.__cause__, redis.exceptions.RedisError)
+
+
+def test_server_down_then_back(server: RedisServer) -> None:
+    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    assert store.address == server.url
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+
+    server.stop()
+    for call in (
+        lambda: store.load(key),
+        lambda: store.save(key, b"during", 60, None),
+        lambda: store.touch(key, 60),
+        lambda: store.touch(key, None),
+        lambda: store.delete(key),
+        store.count,
+    ):
+        assert_unavailable(store, call)
+
+    server.start()  # same port, empty (no persistence), scripts forgotten
+    assert store.load(key) is None
+    assert store.save(key, b"after", 60, None) is True
+    record = store.load(key)
+    assert record is not None and record.data == b"after"
+    store.close()
+
+
+def test_restart_between_calls_goes_unnoticed(server: RedisServer) -> None:
+    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+    server.stop()
+    server.start()
+    # The pooled connection is dead; redis-py replaces it before using it.
+    assert store.load(key) is None
+    assert store.save(key, b"after", 60, None) is True
+    store.close()
+
+
+def test_frozen_server_times_out_within_bound(server: RedisServer) -> None:
+    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+    server.signal(signal.SIGSTOP)  # accepts connections, never answers
+    try:
+        assert_unavailable(store, lambda: store.load(key))
+    finally:
+        server.signal(signal.SIGCONT)
+    record = store.load(key)
+    assert record is not None and record.data == b"before"
+    store.close()
+
+
+def test_unreachable_server_hides_credentials() -> None:
+    url = f"redis://satchel:hunter2-secret@127.0.0.1:{free_port()}/0"
+    store = RedisStore.from_settings(redis_settings(url, new_prefix()))
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(new_key())
+    assert "hunter2" not in str(caught.value) and "hunter2" not in caught.value.address
+    assert caught.value.address == f"redis://***@127.0.0.1:{url.rsplit(':', 1)[1]}"
+
+
+def test_cluster_down_at_start_is_unavailable_not_fatal() -> None:
+    port = free_port()
+    settings = StoreSettings(type="rediscluster", urls=(f"127.0.0.1:{port}",), key_prefix=new_prefix())
+    store = open_store(settings)  # redis-py would connect here; the store waits for first use
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(new_key())
+    assert time.monotonic() - started <= OUTAGE_BOUND
+    assert caught.value.store == "rediscluster"
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    store.close()
