@@ -469,7 +469,9 @@ def parse_session_settings(
 
     if store_type == "file" and not values.get("data_dir"):
         raise ConfigurationError(f"{shown}type = file needs {shown}data_dir", shown + "data_dir")
-    if store_type in ("redis", "memcached", "sql") and not (values.get("url") or values.get("bind")):
+    if store_type in ("redis", "memcached", "sql") and not (
+        values.get("url") or values.get("bind") or (store_type == "sql" and sa_options.get("url"))
+    ):
         raise ConfigurationError(f"{shown}type = {type_name} needs {shown}url", shown + "url")
     if store_type == "rediscluster" and not (values.get("urls") or values.get("url")):
         raise ConfigurationError(f"{shown}type = {type_name} needs {shown}urls", shown + "urls")
