@@ -1,0 +1,337 @@
+"""WSGI middleware: sessions for any WSGI application (Flask, Bottle, plain WSGI).
+
+``environ["satchel.session"]`` is a :class:`LazySession`: a stand-in that loads
+the request's session the first time the application uses it. A request that
+never touches it parses no cookie, does no store I/O and gets no Set-Cookie.
+
+The session is committed when the application calls ``start_response``, before
+the call is passed on: a store that fails raises into the application while it
+can still answer with an error page, and the server never sees half a response.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError
+from .manager import SessionManager, build_manager
+from .session import Session
+from .settings import SESSION_OPTIONS, SESSION_PREFIXES, SessionSettings, as_bool, as_str, parse_session_settings
+from .stores import Store
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("satchel")
+
+Headers = list[tuple[str, str]]
+
+#: Where the application finds the session, and the callable that returns the real one.
+ENVIRON_KEY = "satchel.session"
+GET_SESSION_KEY = "satchel.get_session"
+BEAKER_KEY = "beaker.session"
+
+
+class _RequestSession:
+    """One request's session: loaded on demand, committed once."""
+
+    __slots__ = ("environ", "manager", "response_started", "session", "set_cookies", "vary")
+
+    def __init__(self, manager: SessionManager, environ: WSGIEnvironment) -> None:
+        self.manager = manager
+        self.environ = environ
+        self.session: Session | None = None
+        self.response_started = False
+        self.vary = False
+        self.set_cookies: list[str] = []
+
+    def get(self) -> Session:
+        if self.session is None:
+            if self.response_started:
+                log.warning(
+                    "the session was first used after start_response: it can be read, "
+                    "but changes to it are not saved"
+                )
+            self.session = self.manager.open_request(self.environ.get("HTTP_COOKIE"))
+        return self.session
+
+    @property
+    def secure_request(self) -> bool:
+        return self.environ.get("wsgi.url_scheme") == "https"
+
+    def start_response(self, failing: bool) -> None:
+        """Commit at the first start_response; a second call (with exc_info) reuses the result."""
+        if self.response_started:
+            return
+        self.response_started = True
+        session = self.session
+        if session is None:
+            return
+        self.vary = True
+        if failing and not self.manager.settings.cookie_on_exception:
+            return
+        self.set_cookies = self.manager.commit(session, secure_request=self.secure_request)
+
+    def commit_after_error(self) -> None:
+        """The application raised before start_response, so no response of ours will
+        carry a cookie. Keep what the store alone can keep: the changes to the session
+        the client's cookie names, and the deletion of invalidated records."""
+        if self.response_started or self.session is None:
+            return
+        self.response_started = True
+        session = self.session
+        settings = self.manager.settings
+        if not settings.cookie_on_exception or settings.client_side:
+            return  # in cookie mode the cookie is the whole session: nothing to keep without it
+        if session.id is None and not session.invalidated_ids:
+            return  # a session started by this request: without its cookie it is unreachable
+        if session._regenerate:
+            return  # a new id the client never learns would strand it
+        try:
+            headers = self.manager.commit(session, secure_request=self.secure_request)
+        except Exception:
+            log.exception("could not save the session of a request that failed")
+            return
+        if headers:
+            log.info("the session cookie was not sent: the application raised before start_response")
+
+
+class LazySession(MutableMapping[str, Any]):
+    """``environ["satchel.session"]``: the request's :class:`~satchel.session.Session`,
+    loaded on first use.
+
+    It behaves like the session (a dict with ``flash``, ``invalidate``,
+    ``get_csrf_token``, ``new``, ...). ``repr()`` does not load it, so error
+    reporters and debug toolbars that print the environ cause no store I/O.
+    ``environ["satchel.get_session"]()`` returns the real Session object, for code
+    that needs a ``dict`` (``json.dumps``, ``isinstance``).
+    """
+
+    __slots__ = ("_satchel_request",)
+
+    def __init__(self, request: _RequestSession) -> None:
+        object.__setattr__(self, "_satchel_request", request)
+
+    def _session(self) -> Session:
+        request: _RequestSession = object.__getattribute__(self, "_satchel_request")
+        return request.get()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_satchel_request":
+            raise AttributeError(name)
+        return getattr(self._session(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._session(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._session(), name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._session()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._session()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._session()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._session())
+
+    def __len__(self) -> int:
+        return len(self._session())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._session()
+
+    def __ior__(self, other: Any) -> LazySession:
+        self._session().update(other)
+        return self
+
+    def __repr__(self) -> str:
+        request: _RequestSession = object.__getattribute__(self, "_satchel_request")
+        if request.session is None:
+            return "<LazySession (not loaded)>"
+        return repr(request.session)
+
+    # -- Beaker's names, for applications moving from environ["beaker.session"] --
+
+    def delete(self) -> None:
+        """Beaker's ``delete()``: the same as :meth:`Session.invalidate`."""
+        self._session().invalidate()
+
+    def persist(self) -> None:
+        """Beaker's ``persist()``: the session is saved at the end of the request anyway."""
+        self._session().save()
+
+    @property
+    def is_new(self) -> bool:
+        """Beaker's name for :attr:`Session.new`."""
+        return self._session().new
+
+
+def _vary_cookie(headers: Headers) -> Headers:
+    """``headers`` with ``Cookie`` in ``Vary`` (joined to an existing Vary header)."""
+    tokens = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "vary"
+        for token in value.split(",")
+    }
+    if "cookie" in tokens or "*" in tokens:
+        return headers
+    out: Headers = []
+    added = False
+    for name, value in headers:
+        if not added and name.lower() == "vary":
+            value = f"{value}, Cookie" if value.strip() else "Cookie"
+            added = True
+        out.append((name, value))
+    if not added:
+        out.append(("Vary", "Cookie"))
+    return out
+
+
+class SessionMiddleware:
+    """Sessions for a WSGI application: ``app = SessionMiddleware(app, settings)``.
+
+    ``settings`` is the flat mapping an INI file gives (``session.*`` or
+    ``beaker.session.*`` keys), or an already parsed
+    :class:`~satchel.settings.SessionSettings`. Both are checked here, at start-up.
+
+    ``environ_key`` names where the session goes (Beaker's option of that name).
+    With ``beaker_alias`` the same object is also ``environ["beaker.session"]``,
+    unless something (an outer Beaker middleware) put a session there already.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        settings: Mapping[str, Any] | SessionSettings,
+        *,
+        store: Store | None = None,
+        session_class: type[Session] = Session,
+        environ_key: str = ENVIRON_KEY,
+        beaker_alias: bool = True,
+    ) -> None:
+        parsed = settings if isinstance(settings, SessionSettings) else parse_session_settings(settings)
+        self.app = app
+        self.manager = build_manager(parsed, store, session_class=session_class)
+        self.environ_key = environ_key
+        self.beaker_alias = beaker_alias
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = _RequestSession(self.manager, environ)
+        session = LazySession(request)
+        environ[self.environ_key] = session
+        environ[GET_SESSION_KEY] = request.get
+        if self.beaker_alias:
+            environ.setdefault(BEAKER_KEY, session)
+        varname = self.manager.settings.webtest_varname
+        testing = environ.get("paste.testing_variables")
+        if varname and testing is not None:
+            testing[varname] = session
+
+        def session_start_response(
+            status: str, headers: Headers, exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            request.start_response(failing=exc_info is not None and exc_info[0] is not None)
+            if request.vary:
+                headers = _vary_cookie(list(headers))
+            if request.set_cookies:
+                headers = [*headers, *(("Set-Cookie", value) for value in request.set_cookies)]
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        try:
+            return self.app(environ, session_start_response)
+        except Exception:
+            request.commit_after_error()
+            raise
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.manager.close()
+
+
+# -- PasteDeploy ----------------------------------------------------------------
+
+#: The middleware's own options in a ``[filter:...]`` section.
+FILTER_OPTIONS: dict[str, Callable[[Any, str], Any]] = {"environ_key": as_str, "beaker_alias": as_bool}
+_CACHE_PREFIXES = ("cache.", "beaker.cache.")
+
+
+def _option_name(key: str) -> str | None:
+    for prefix in SESSION_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return None
+
+
+def filter_settings(
+    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a filter section into session settings and the middleware's own options.
+
+    Session settings in ``[DEFAULT]`` (``global_conf``) apply unless the section
+    sets the same option. Any other key in the section is refused, with the
+    nearest valid name, so a typo cannot go unnoticed.
+    """
+    settings: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in local_conf.items():
+        if _option_name(key) is not None:
+            settings[key] = value
+        elif key in FILTER_OPTIONS:
+            options[key] = FILTER_OPTIONS[key](value, key)
+        elif key.startswith(_CACHE_PREFIXES):
+            raise ConfigurationError(
+                f"{key}: the satchel filter configures sessions only; cache settings belong "
+                "to the application's own section",
+                key,
+            )
+        else:
+            known = [*FILTER_OPTIONS, *(SESSION_PREFIXES[0] + name for name in SESSION_OPTIONS)]
+            near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else "; session settings start with session."
+            raise ConfigurationError(f"unknown setting {key} in the satchel filter{hint}", key)
+    given = {_option_name(key) for key in settings}
+    for key, value in global_conf.items():
+        name = _option_name(key)
+        if name is not None and name not in given:
+            settings[key] = value
+    return settings, options
+
+
+def filter_app_factory(app: WSGIApplication, global_conf: Mapping[str, Any], **local_conf: Any) -> SessionMiddleware:
+    """PasteDeploy ``[filter:satchel]`` with ``use = egg:satchel``."""
+    settings, options = filter_settings(global_conf, local_conf)
+    return SessionMiddleware(app, settings, **options)
+
+
+def filter_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Callable[[WSGIApplication], SessionMiddleware]:
+    """PasteDeploy's other filter protocol: check the settings now, wrap the app later."""
+    settings, options = filter_settings(global_conf, local_conf)
+    parsed = parse_session_settings(settings)
+
+    def wrap(app: WSGIApplication) -> SessionMiddleware:
+        return SessionMiddleware(app, parsed, **options)
+
+    return wrap
+
+
+__all__ = [
+    "ENVIRON_KEY",
+    "GET_SESSION_KEY",
+    "LazySession",
+    "SessionMiddleware",
+    "filter_app_factory",
+    "filter_factory",
+    "filter_settings",
+]
