@@ -11,7 +11,7 @@ from pyramid.csrf import check_csrf_token, get_csrf_token
 from pyramid.response import Response
 from webtest import TestApp
 
-from satchel.errors import NotSerializable
+from satchel.errors import NotSerializable, StoreUnavailable
 from satchel.stores.base import Record, Store, Version
 
 SECRET = "0cb243f53ad865a0f70099c0414ffe9cfcfe03ac"
@@ -150,6 +150,15 @@ def on_error(exc: Exception, request: Any) -> Response:
     return Response(f"error: {exc}", status=500, content_type="text/plain")
 
 
+def on_store_down(exc: Exception, request: Any) -> Response:
+    return Response("sessions are unavailable, try again shortly", status=503, content_type="text/plain")
+
+
+def status(request: Any) -> Response:
+    session = request.session
+    return text(f"unavailable={session.store_unavailable} count={session.get('count')}")
+
+
 def on_bad_csrf(exc: Exception, request: Any) -> Response:
     return Response("bad csrf token", status=400, content_type="text/plain")
 
@@ -172,6 +181,7 @@ VIEWS = {
     "login": login,
     "bad_value": bad_value,
     "broken": broken,
+    "status": status,
 }
 
 
@@ -186,6 +196,7 @@ def make_wsgi_app(settings: Mapping[str, Any], include: bool = True) -> Any:
             config.add_view(view, route_name=name)
         config.add_view(on_bad_csrf, context=BadCSRFToken)
         config.add_view(on_error, context=RuntimeError)
+        config.add_view(on_store_down, context=StoreUnavailable)
         return config.make_wsgi_app()
 
 

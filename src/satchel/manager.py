@@ -26,7 +26,7 @@ from .codecs import (
     split_record,
     store_key,
 )
-from .errors import BadData, SessionConflict
+from .errors import BadData, SessionConflict, StoreUnavailable
 from .session import Session
 from .settings import SessionSettings
 from .stores import Store, open_store
@@ -64,7 +64,13 @@ class SessionManager:
         if session_id is None:
             security_log.warning("session cookie with a bad signature; starting a new session")
             return self.session_class(had_cookie=True)
-        loaded = self.load(session_id)
+        try:
+            loaded = self.load(session_id)
+        except StoreUnavailable as exc:
+            if self.settings.on_store_error != "fresh":
+                raise
+            log.warning("session store unavailable (%s); serving an unsaved session", exc)
+            return self.session_class(had_cookie=True, store_unavailable=True)
         return loaded if loaded is not None else self.session_class(had_cookie=True)
 
     def load(self, session_id: str, now: float | None = None) -> Session | None:
@@ -117,7 +123,16 @@ class SessionManager:
 
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
-        header = self._commit(session, secure_request)
+        if session.store_unavailable:
+            # The visitor's stored session may be intact: keep their cookie.
+            return []
+        try:
+            header = self._commit(session, secure_request)
+        except StoreUnavailable as exc:
+            if self.settings.on_store_error != "fresh":
+                raise
+            log.error("session store unavailable (%s); this request's session changes are lost", exc)
+            return []
         return [] if header is None else [header]
 
     def _commit(self, session: Session, secure_request: bool) -> str | None:

@@ -38,6 +38,7 @@ class Session(dict[str, Any]):
         "id",
         "invalidated_ids",
         "new",
+        "store_unavailable",
         "version",
     )
 
@@ -55,6 +56,7 @@ class Session(dict[str, Any]):
         loaded_body: bytes | None = None,
         expires_at: float | None = None,
         had_cookie: bool = False,
+        store_unavailable: bool = False,
     ) -> None:
         super().__init__(data or ())
         now = time.time()
@@ -70,6 +72,9 @@ class Session(dict[str, Any]):
         self.expires_at = expires_at
         #: Whether the request carried a session cookie (valid or not).
         self.had_cookie = had_cookie
+        #: True when the store could not be reached and ``on_store_error = fresh``
+        #: gave this empty stand-in: nothing in it will be saved.
+        self.store_unavailable = store_unavailable
         #: Ids this request invalidated; their records are deleted at commit.
         self.invalidated_ids: list[str] = []
         self._flash: dict[str, list[Any]] = flash if flash is not None else {}

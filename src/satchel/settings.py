@@ -263,6 +263,9 @@ class SessionSettings:
     webtest_varname: str | None = None
     merge_retries: int = 8
     max_cookies: int = 1
+    #: "raise": StoreUnavailable reaches the app; "fresh": a request whose session
+    #: cannot be loaded gets an empty, unsaved session marked ``store_unavailable``.
+    on_store_error: str = "raise"
     warnings: tuple[str, ...] = ()
 
     @property
@@ -318,6 +321,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "merge_retries": uncommented(lambda v, k: as_int(v, k, minimum=0)),
     "max_cookies": uncommented(lambda v, k: as_int(v, k, minimum=1)),
     "bind": lambda v, k: v,
+    "on_store_error": uncommented(as_str),
 }
 
 
@@ -504,6 +508,12 @@ def parse_session_settings(
     if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", cookie.name):
         raise ConfigurationError(f"{shown}key = {cookie.name!r} is not a valid cookie name", shown + "key")
 
+    on_store_error = values.get("on_store_error", "raise").lower()
+    if on_store_error not in ("raise", "fresh"):
+        raise ConfigurationError(
+            f"{shown}on_store_error must be raise or fresh, not {on_store_error!r}", shown + "on_store_error"
+        )
+
     result = SessionSettings(
         store=store,
         cookie=cookie,
@@ -517,6 +527,7 @@ def parse_session_settings(
         webtest_varname=values.get("webtest_varname"),
         merge_retries=values.get("merge_retries", 8),
         max_cookies=values.get("max_cookies", 1),
+        on_store_error=on_store_error,
         warnings=tuple(warnings),
     )
     for warning in result.warnings:

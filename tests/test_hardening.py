@@ -1,0 +1,83 @@
+"""Failure behaviour as a feature: stores that cannot be reached, secure cookies, floods."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from webtest import TestApp
+
+from apps import counting, make_app, store_of
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def down_redis_settings(**extra: Any) -> dict[str, Any]:
+    return {
+        "session.type": "ext:redis",
+        "session.url": f"redis://127.0.0.1:{closed_port()}/0?socket_connect_timeout=0.5",
+        **extra,
+    }
+
+
+def test_store_down_reaches_the_exception_view() -> None:
+    app = make_app(down_redis_settings())
+    app.set_cookie("sid", "someid.somesig")
+    # A bad signature never reaches the store; a good one does.
+    from pyramid.interfaces import ISessionFactory
+
+    signer = app.app.registry.getUtility(ISessionFactory).manager.signer
+    app.set_cookie("sid", signer.sign("x" * 43))
+    res = app.get("/read", status=503)
+    assert "unavailable" in res.text
+    assert app.get("/nothing").status_int == 200  # views without a session keep working
+
+
+def test_store_down_with_fresh_opt_in_serves_an_unsaved_session() -> None:
+    app = make_app(down_redis_settings(**{"session.on_store_error": "fresh"}))
+    from pyramid.interfaces import ISessionFactory
+
+    signer = app.app.registry.getUtility(ISessionFactory).manager.signer
+    app.set_cookie("sid", signer.sign("y" * 43))
+    res = app.get("/status")
+    assert res.text == "unavailable=True count=None"
+    # The visitor's cookie is kept: their stored session may be intact.
+    assert "sid=" not in res.headers.get("Set-Cookie", "")
+    res = app.get("/incr")
+    assert res.status_int == 200
+    assert "sid=" not in res.headers.get("Set-Cookie", "")
+
+
+def test_new_session_write_during_outage_with_fresh_opt_in_is_dropped_not_500() -> None:
+    app = make_app(down_redis_settings(**{"session.on_store_error": "fresh"}))
+    res = app.get("/incr")
+    assert res.status_int == 200
+    assert "sid=" not in res.headers.get("Set-Cookie", "")
+
+
+def test_secure_auto_follows_the_request_scheme() -> None:
+    app = make_app(**{"session.secure": "auto"})
+    plain = app.get("/incr").headers["Set-Cookie"]
+    assert "Secure" not in plain
+    app.reset()
+    secure = app.get("/incr", extra_environ={"wsgi.url_scheme": "https"}).headers["Set-Cookie"]
+    assert "; Secure" in secure
+
+
+def test_cookie_less_flood_creates_no_records(tmp_path: Any) -> None:
+    app = make_app(
+        {"session.type": "file", "session.data_dir": str(tmp_path / "d"), "session.lock_dir": str(tmp_path / "l")}
+    )
+    store = counting(app)
+    for _ in range(300):
+        fresh = TestApp(app.app)
+        res = fresh.get("/read")
+        assert "Set-Cookie" not in res.headers
+    assert store.writes() == 0
+    assert store_of(app).count() == 0
