@@ -38,12 +38,16 @@ def encode_value(value: Any, key: object) -> str:
         ) from None
 
 
-def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None) -> bytes:
+def encode_body(
+    data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None
+) -> bytes:
     body: dict[str, Any] = {"d": data}
     if flash:
         body["f"] = flash
     if csrf is not None:
         body["t"] = csrf
+    if user is not None:
+        body["u"] = user
     try:
         return _encoder.encode(body).encode("utf-8")
     except (TypeError, ValueError):
@@ -60,12 +64,13 @@ class Body:
     data: dict[str, Any]
     flash: dict[str, list[Any]]
     csrf: str | None
+    user: str | None = None
 
 
 def decode_body(raw: bytes) -> Body:
     try:
         body = _decoder.decode(raw.decode("utf-8"))
-        data, flash, csrf = body["d"], body.get("f", {}), body.get("t")
+        data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from exc
     if (
@@ -73,9 +78,10 @@ def decode_body(raw: bytes) -> Body:
         or not isinstance(flash, dict)
         or not all(isinstance(v, list) for v in flash.values())
         or not (csrf is None or isinstance(csrf, str))
+        or not (user is None or isinstance(user, str))
     ):
         raise BadData("session body has the wrong shape")
-    return Body(data, flash, csrf)
+    return Body(data, flash, csrf, user)
 
 
 def encode_record(created: float, accessed: float, body: bytes) -> bytes:

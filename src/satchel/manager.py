@@ -7,6 +7,8 @@ edges hand it the cookie value and get back the Set-Cookie header to send.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -107,6 +109,7 @@ class SessionManager:
             loaded_body=body_bytes,
             expires_at=record.expires_at,
             had_cookie=True,
+            user_id=body.user,
         )
         session._flash_claimer = self.claim_flash
         return session
@@ -136,10 +139,24 @@ class SessionManager:
         return [] if header is None else [header]
 
     def _commit(self, session: Session, secure_request: bool) -> str | None:
+        old_id = session.id if session.id is not None else next(iter(session.invalidated_ids[-1:]), None)
+        old_user = session._loaded_user
+        header = self._write(session, secure_request)
+        if session.user_id != old_user or (session.user_id is not None and session.id != old_id):
+            new_key = store_key(session.id) if session.id is not None and session.user_id else None
+            old_key = store_key(old_id) if old_id is not None else None
+            if old_user is not None and (old_user != session.user_id or session.id != old_id):
+                self._index_update(old_user, add=None, remove=old_key)
+            if session.user_id is not None and new_key is not None:
+                self._index_update(session.user_id, add=new_key, remove=None)
+            session._loaded_user = session.user_id
+        return header
+
+    def _write(self, session: Session, secure_request: bool) -> str | None:
         now = time.time()
         for old_id in session.invalidated_ids:
             self.store.delete(store_key(old_id))
-        body = encode_body(dict(session), session._flash, session._csrf)
+        body = encode_body(dict(session), session._flash, session._csrf, session.user_id)
         cookie = self.settings.cookie
         if session.id is None:
             if body == EMPTY_BODY and not session._dirty:
@@ -224,7 +241,7 @@ class SessionManager:
         if pop_queue is not None:
             session._claimed = session._flash.get(pop_queue, [])
             flash = {q: m for q, m in session._flash.items() if q != pop_queue}
-            body = encode_body(dict(session), flash, session._csrf)
+            body = encode_body(dict(session), flash, session._csrf, session.user_id)
         else:
             flash = session._flash
         assert body is not None
@@ -233,7 +250,7 @@ class SessionManager:
             session._loaded_body, session._dirty = body, False
             return True
         base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
-        current = Body(dict(session), flash, session._csrf)
+        current = Body(dict(session), flash, session._csrf, session.user_id)
         for attempt in range(self.settings.merge_retries):
             record = self.store.load(key)
             if record is None:
@@ -249,11 +266,11 @@ class SessionManager:
             if pop_queue is not None:
                 claimed = latest.flash.get(pop_queue, [])
                 merged.flash.pop(pop_queue, None)
-            merged_body = encode_body(merged.data, merged.flash, merged.csrf)
+            merged_body = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
             if self.store.save(key, encode_record(created, now, merged_body), ttl, record.version):
                 dict.clear(session)
                 dict.update(session, merged.data)
-                session._flash, session._csrf = merged.flash, merged.csrf
+                session._flash, session._csrf, session.user_id = merged.flash, merged.csrf, merged.user
                 session._loaded_body, session._dirty = merged_body, False
                 if pop_queue is not None:
                     session._claimed = claimed
@@ -264,8 +281,92 @@ class SessionManager:
             f"the session kept changing under this request ({self.settings.merge_retries} retries)"
         )
 
+    # -- a user's sessions ----------------------------------------------------------
+
+    def _index_update(self, user_id: str, add: str | None, remove: str | None) -> None:
+        """Add or remove one session key in the user's index record (conditional writes)."""
+        key = user_index_key(user_id)
+        for _ in range(self.settings.merge_retries + 1):
+            record = self.store.load(key)
+            entries = _decode_index(record.data) if record is not None else {}
+            if remove is not None:
+                entries.pop(remove, None)
+            if add is not None:
+                # Logging in is rare: drop entries whose sessions are gone meanwhile.
+                entries = {k: t for k, t in entries.items() if k != add and self.store.load(k) is not None}
+                entries[add] = time.time()
+                if len(entries) > MAX_SESSIONS_PER_USER:
+                    entries = dict(sorted(entries.items(), key=lambda kv: kv[1])[-MAX_SESSIONS_PER_USER:])
+            version = record.version if record is not None else None
+            if not entries:
+                if record is not None:
+                    self.store.delete(key)
+                return
+            data = json.dumps(entries, separators=(",", ":")).encode()
+            if self.store.save(key, data, self.settings.absolute_timeout, version):
+                return
+        log.warning("could not update the session index of a user after %d tries", self.settings.merge_retries)
+
+    def user_sessions(self, user_id: str | int) -> list[dict[str, Any]]:
+        """The user's live sessions: store key (a hash, not the id), created and accessed times."""
+        record = self.store.load(user_index_key(str(user_id)))
+        if record is None:
+            return []
+        found = []
+        for key in _decode_index(record.data):
+            stored = self.store.load(key)
+            if stored is None:
+                continue
+            try:
+                created, accessed, _ = split_record(stored.data)
+            except BadData:
+                continue
+            found.append({"key": key, "created": created, "accessed": accessed})
+        return sorted(found, key=lambda info: info["created"])
+
+    def revoke_user_sessions(self, user_id: str | int, keep: Session | None = None) -> int:
+        """Delete every session of the user ("log out everywhere"), except ``keep``.
+
+        Returns how many sessions were deleted.
+        """
+        user = str(user_id)
+        kept = store_key(keep.id) if keep is not None and keep.id is not None else None
+        record = self.store.load(user_index_key(user))
+        if record is None:
+            return 0
+        revoked = 0
+        for key in _decode_index(record.data):
+            if key != kept:
+                if self.store.load(key) is not None:
+                    revoked += 1
+                self.store.delete(key)
+        if kept is None:
+            self.store.delete(user_index_key(user))
+        else:
+            self._index_update(user, add=kept, remove=None)
+        log.info("revoked %d session(s) of a user", revoked)
+        return revoked
+
     def close(self) -> None:
         self.store.close()
+
+
+MAX_SESSIONS_PER_USER = 100
+
+
+def user_index_key(user_id: str) -> str:
+    """Store key of the record listing a user's sessions (a hash: no user id in the store)."""
+    return "u-" + hashlib.sha256(b"satchel.user|" + user_id.encode("utf-8")).hexdigest()
+
+
+def _decode_index(raw: bytes) -> dict[str, float]:
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {k: float(v) for k, v in entries.items() if isinstance(k, str) and isinstance(v, (int, float))}
 
 
 def _multiset_minus(left: list[Any], right: list[Any]) -> list[Any]:
@@ -305,7 +406,8 @@ def merge(base: Body, current: Body, latest: Body) -> Body:
         else:
             flash.pop(queue, None)
     csrf = current.csrf if current.csrf != base.csrf else latest.csrf
-    return Body(data, flash, csrf)
+    user = current.user if current.user != base.user else latest.user
+    return Body(data, flash, csrf, user)
 
 
 def build_manager(

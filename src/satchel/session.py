@@ -30,6 +30,7 @@ class Session(dict[str, Any]):
         "_flash",
         "_flash_claimer",
         "_loaded_body",
+        "_loaded_user",
         "_regenerate",
         "accessed",
         "created",
@@ -39,6 +40,7 @@ class Session(dict[str, Any]):
         "invalidated_ids",
         "new",
         "store_unavailable",
+        "user_id",
         "version",
     )
 
@@ -57,6 +59,7 @@ class Session(dict[str, Any]):
         expires_at: float | None = None,
         had_cookie: bool = False,
         store_unavailable: bool = False,
+        user_id: str | None = None,
     ) -> None:
         super().__init__(data or ())
         now = time.time()
@@ -75,6 +78,10 @@ class Session(dict[str, Any]):
         #: True when the store could not be reached and ``on_store_error = fresh``
         #: gave this empty stand-in: nothing in it will be saved.
         self.store_unavailable = store_unavailable
+        #: The user this session belongs to, if the app said so with ``bind_user``;
+        #: lets the app list and revoke all of a user's sessions.
+        self.user_id = user_id
+        self._loaded_user = user_id
         #: Ids this request invalidated; their records are deleted at commit.
         self.invalidated_ids: list[str] = []
         self._flash: dict[str, list[Any]] = flash if flash is not None else {}
@@ -145,6 +152,7 @@ class Session(dict[str, Any]):
         dict.clear(self)
         self._flash = {}
         self._csrf = None
+        self.user_id = None
         self.id = None
         self.new = True
         self.version = None
@@ -157,6 +165,11 @@ class Session(dict[str, Any]):
     def regenerate_id(self) -> None:
         """Keep the data under a new id, and drop the old id (do this at login)."""
         self._regenerate = True
+
+    def bind_user(self, user_id: str | int) -> None:
+        """Tie this session to a user, so ``SessionManager.revoke_user_sessions``
+        can log that user out everywhere. Call it at login, with ``regenerate_id()``."""
+        self.user_id = str(user_id)
 
     @property
     def is_invalidated(self) -> bool:
