@@ -81,3 +81,43 @@ def test_cookie_less_flood_creates_no_records(tmp_path: Any) -> None:
         assert "Set-Cookie" not in res.headers
     assert store.writes() == 0
     assert store_of(app).count() == 0
+
+
+def test_record_cap_stops_new_sessions_with_a_log_line(tmp_path: Any, caplog: Any) -> None:
+    import logging
+
+    app = make_app(
+        {
+            "session.type": "file",
+            "session.data_dir": str(tmp_path / "d"),
+            "session.max_records": "5",
+        }
+    )
+    browsers = [TestApp(app.app) for _ in range(8)]
+    with caplog.at_level(logging.WARNING, logger="satchel"):
+        for browser in browsers:
+            browser.get("/incr")
+    assert store_of(app).count() == 5
+    assert any("max_records is 5" in r.getMessage() for r in caplog.records)
+    # Sessions that exist keep working.
+    assert browsers[0].get("/incr").text == "2"
+    assert browsers[-1].get("/read").text == "None"
+
+
+def test_record_cap_on_a_store_that_cannot_count_says_so(caplog: Any) -> None:
+    import logging
+
+    import services
+
+    services.need_port("127.0.0.1", int(services.MEMCACHED_SERVERS.split(";")[0].split(":")[1]), "memcached")
+    app = make_app(
+        {
+            "session.type": "ext:memcached",
+            "session.url": services.MEMCACHED_SERVERS,
+            "session.max_records": "5",
+            "session.key_prefix": "capcheck:",
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="satchel"):
+        assert app.get("/incr").text == "1"
+    assert any("cannot be enforced" in r.getMessage() for r in caplog.records)

@@ -36,6 +36,10 @@ from .stores import Store, open_store
 log = logging.getLogger("satchel")
 security_log = logging.getLogger("satchel.security")
 
+MAX_SESSIONS_PER_USER = 100
+#: How often the record count behind ``max_records`` is refreshed from the store.
+COUNT_REFRESH_SECONDS = 5.0
+
 
 class SessionManager:
     """Opens sessions from cookies and commits them to a store."""
@@ -51,6 +55,10 @@ class SessionManager:
         self.signer = Signer(settings.secrets)
         self.session_class = session_class
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
+        self._record_cap = settings.store.max_records if not settings.client_side else None
+        self._counted_at = -COUNT_REFRESH_SECONDS
+        self._known_count: int | None = None
+        self._cap_logged_at = -COUNT_REFRESH_SECONDS
 
     # -- opening ------------------------------------------------------------------
 
@@ -163,6 +171,8 @@ class SessionManager:
                 if session.had_cookie:
                     return cookies.delete_cookie_header(cookie, secure_request)
                 return None
+            if not self._room_for_new_session():
+                return None
             self._create(session, body, now)
             return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
         if session._regenerate:
@@ -186,6 +196,30 @@ class SessionManager:
     def _id(session: Session) -> str:
         assert session.id is not None
         return session.id
+
+    def _room_for_new_session(self) -> bool:
+        """False once the store holds ``max_records`` records (counted every few seconds)."""
+        cap = self._record_cap
+        if cap is None:
+            return True
+        clock = time.monotonic()
+        if clock - self._counted_at >= COUNT_REFRESH_SECONDS:
+            self._known_count, self._counted_at = self.store.count(), clock
+            if self._known_count is None:
+                log.warning("max_records cannot be enforced: the %s store cannot count its records", self.store.name)
+                self._record_cap = None
+        elif self._known_count is not None:
+            self._known_count += 1
+        if self._known_count is None or self._known_count < cap:
+            return True
+        if clock - self._cap_logged_at >= COUNT_REFRESH_SECONDS:
+            self._cap_logged_at = clock
+            log.warning(
+                "session store holds %d records, max_records is %d: new sessions are not being saved",
+                self._known_count,
+                cap,
+            )
+        return False
 
     def _create(self, session: Session, body: bytes, now: float) -> None:
         record = encode_record(session.created, now, body)
@@ -349,9 +383,6 @@ class SessionManager:
 
     def close(self) -> None:
         self.store.close()
-
-
-MAX_SESSIONS_PER_USER = 100
 
 
 def user_index_key(user_id: str) -> str:
