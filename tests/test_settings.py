@@ -233,3 +233,10 @@ def test_include_fails_at_startup_not_first_request() -> None:
     with pytest.raises(ConfigurationError, match="too weak"):
         with Configurator(settings={"session.secret": "short"}) as config:
             config.include("satchel")
+
+
+@pytest.mark.parametrize("option", ["cookie_expires", "timeout", "absolute_timeout", "renew_interval"])
+def test_absurd_durations_are_refused_not_crashed(option: str) -> None:
+    # Found by the long fuzz run: a huge number overflowed datetime.timedelta.
+    with pytest.raises(ConfigurationError, match="at most"):
+        parse(**{option: 86400000000000})

@@ -90,7 +90,11 @@ def as_bool(value: Any, key: str) -> bool:
     raise ConfigurationError(f"{key} must be true or false, not {value!r}", key)
 
 
-def as_int(value: Any, key: str, minimum: int | None = 0) -> int:
+#: Ten years: the longest duration any setting takes (datetime cannot hold much more).
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
+
+def as_int(value: Any, key: str, minimum: int | None = 0, maximum: int | None = None) -> int:
     if isinstance(value, bool):
         raise ConfigurationError(f"{key} must be a whole number, not {value!r}", key)
     try:
@@ -99,6 +103,8 @@ def as_int(value: Any, key: str, minimum: int | None = 0) -> int:
         raise ConfigurationError(f"{key} must be a whole number, not {value!r}", key) from None
     if minimum is not None and number < minimum:
         raise ConfigurationError(f"{key} must be at least {minimum}, not {number}", key)
+    if maximum is not None and number > maximum:
+        raise ConfigurationError(f"{key} must be at most {maximum}, not {number}", key)
     return number
 
 
@@ -108,8 +114,7 @@ def as_optional_seconds(value: Any, key: str) -> int | None:
         return None
     if isinstance(value, _dt.timedelta):
         value = int(value.total_seconds())
-    seconds = as_int(value, key, minimum=1)
-    return seconds
+    return as_int(value, key, minimum=1, maximum=MAX_SECONDS)
 
 
 def as_str(value: Any, key: str) -> str:
@@ -186,7 +191,7 @@ def as_cookie_expires(value: Any, key: str) -> str | _dt.timedelta | _dt.datetim
     if isinstance(value, bool):
         return None if value else NEVER
     if isinstance(value, int):
-        return _dt.timedelta(seconds=as_int(value, key, minimum=1))
+        return _dt.timedelta(seconds=as_int(value, key, minimum=1, maximum=MAX_SECONDS))
     if isinstance(value, str):
         text = value.strip()
         lowered = text.lower()
@@ -195,7 +200,7 @@ def as_cookie_expires(value: Any, key: str) -> str | _dt.timedelta | _dt.datetim
         if lowered in _FALSE - {"0"}:
             return NEVER
         if text.isdigit():
-            return _dt.timedelta(seconds=as_int(text, key, minimum=1))
+            return _dt.timedelta(seconds=as_int(text, key, minimum=1, maximum=MAX_SECONDS))
         try:
             when = _dt.datetime.fromisoformat(text)
         except ValueError:
@@ -297,7 +302,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "crypto_type": uncommented(as_str),
     "timeout": uncommented(as_optional_seconds),
     "absolute_timeout": uncommented(as_optional_seconds),
-    "renew_interval": uncommented(lambda v, k: as_int(v, k, minimum=0)),
+    "renew_interval": uncommented(lambda v, k: as_int(v, k, minimum=0, maximum=MAX_SECONDS)),
     "save_accessed_time": uncommented(as_bool),
     "cookie_expires": uncommented(as_cookie_expires),
     "cookie_domain": as_optional_str,
