@@ -11,8 +11,11 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import cookies
@@ -37,8 +40,39 @@ log = logging.getLogger("satchel")
 security_log = logging.getLogger("satchel.security")
 
 MAX_SESSIONS_PER_USER = 100
+#: What ``regenerate_id`` leaves under the old id for a minute: "moved, nothing here".
+MOVED_MARKER = b"S1 moved\n"
+MOVED_MARKER_TTL = 60
 #: How often the record count behind ``max_records`` is refreshed from the store.
 COUNT_REFRESH_SECONDS = 5.0
+
+
+class _Moved(Exception):
+    """The id was moved by ``regenerate_id``; the old record is a marker."""
+
+
+class _KeyLocks:
+    """A lock per key, kept only while some thread holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
 
 
 class SessionManager:
@@ -59,6 +93,9 @@ class SessionManager:
         self._counted_at = -COUNT_REFRESH_SECONDS
         self._known_count: int | None = None
         self._cap_logged_at = -COUNT_REFRESH_SECONDS
+        # Conditional writes of one session in this process take turns, so they
+        # conflict only with other processes' writes, never with each other.
+        self._write_locks = _KeyLocks()
 
     # -- opening ------------------------------------------------------------------
 
@@ -75,7 +112,11 @@ class SessionManager:
             security_log.warning("session cookie with a bad signature; starting a new session")
             return self.session_class(had_cookie=True)
         try:
-            loaded = self.load(session_id)
+            loaded = self._load(session_id)
+        except _Moved:
+            # A request that started before a login on another tab: no session,
+            # and no cookie deletion that could overtake the new cookie.
+            return self.session_class()
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
@@ -86,10 +127,18 @@ class SessionManager:
     def load(self, session_id: str, now: float | None = None) -> Session | None:
         """The stored session for a verified id, or None; reading never writes,
         except to remove a record that is corrupt or past its absolute lifetime."""
+        try:
+            return self._load(session_id, now)
+        except _Moved:
+            return None
+
+    def _load(self, session_id: str, now: float | None = None) -> Session | None:
         key = store_key(session_id)
         record = self.store.load(key)
         if record is None:
             return None
+        if record.data == MOVED_MARKER:
+            raise _Moved
         now = time.time() if now is None else now
         try:
             created, accessed, body_bytes = split_record(record.data)
@@ -176,9 +225,8 @@ class SessionManager:
             self._create(session, body, now)
             return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
         if session._regenerate:
-            old_id = session.id
-            self._create(session, body, now)
-            self.store.delete(store_key(old_id))
+            if not self._move(session, body, now):
+                return cookies.delete_cookie_header(cookie, secure_request)
             return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
         if session._dirty or body != session._loaded_body:
             if not self._update(session, body, now):
@@ -231,6 +279,43 @@ class SessionManager:
         session.id, session.new, session.accessed = session_id, False, now
         session._loaded_body, session._dirty, session._regenerate = body, False, False
 
+    def _move(self, session: Session, body: bytes, now: float) -> bool:
+        """``regenerate_id``: put the session under a new id, atomically.
+
+        The old record is first replaced, conditionally, by a short-lived marker
+        that reads as "gone" and holds no data; changes another request committed
+        meanwhile are merged in before that. Requests still carrying the old
+        cookie then find no session, and do not delete the (new) cookie either.
+        False when the session was invalidated meanwhile.
+        """
+        old_key = store_key(self._id(session))
+        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        current = Body(dict(session), session._flash, session._csrf, session.user_id)
+        with self._write_locks.hold(old_key):
+            version = session.version
+            for attempt in range(self.settings.merge_retries + 1):
+                if self.store.save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version):
+                    break
+                record = self.store.load(old_key)
+                if record is None or record.data == MOVED_MARKER:
+                    log.info("session was invalidated or moved by another request during regenerate_id")
+                    return False
+                try:
+                    latest = decode_body(split_record(record.data)[2])
+                except BadData:
+                    return False
+                current = merge(base, current, latest)
+                base, version = latest, record.version
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
+            else:
+                raise SessionConflict("the session kept changing while its id was regenerated")
+        merged = encode_body(current.data, current.flash, current.csrf, current.user)
+        dict.clear(session)
+        dict.update(session, current.data)
+        session._flash, session._csrf, session.user_id = current.flash, current.csrf, current.user
+        self._create(session, merged, now)
+        return True
+
     def _renewal_due(self, session: Session, now: float) -> bool:
         interval = self.settings.renew_interval
         if interval <= 0:
@@ -271,6 +356,12 @@ class SessionManager:
         state, and what it held is left in ``session._claimed``.
         """
         key = store_key(self._id(session))
+        with self._write_locks.hold(key):
+            return self._update_locked(session, key, body, now, pop_queue)
+
+    def _update_locked(
+        self, session: Session, key: str, body: bytes | None, now: float, pop_queue: str | None
+    ) -> bool:
         ttl = self._ttl(session, now)
         if pop_queue is not None:
             session._claimed = session._flash.get(pop_queue, [])
@@ -309,7 +400,7 @@ class SessionManager:
                 if pop_queue is not None:
                     session._claimed = claimed
                 return True
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
         log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)
         raise SessionConflict(
             f"the session kept changing under this request ({self.settings.merge_retries} retries)"
