@@ -306,7 +306,7 @@ class SessionManager:
                     return False
                 current = merge(base, current, latest)
                 base, version = latest, record.version
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
             else:
                 raise SessionConflict("the session kept changing while its id was regenerated")
         merged = encode_body(current.data, current.flash, current.csrf, current.user)
