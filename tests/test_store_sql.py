@@ -458,3 +458,21 @@ def test_server_down_then_back(private_postgres: PrivatePostgres) -> None:
         assert store.save(key, b"after", 600, record.version)
     finally:
         store.close()
+
+
+def test_restart_between_requests_goes_unnoticed(private_postgres: PrivatePostgres) -> None:
+    """A pooled connection that died with the server is replaced on first use, without
+    a ping before every statement."""
+    store = SQLStore.from_settings(StoreSettings(type="sql", url=private_postgres.url))
+    assert store.engine.pool._pre_ping is False
+    try:
+        key = new_key()
+        assert store.save(key, b"before", 600, None)
+        assert store.load(key) is not None  # the pool now holds a connection
+        private_postgres.kill()
+        private_postgres.start()
+        record = store.load(key)
+        assert record is not None and record.data == b"before"
+        assert store.save(key, b"after", 600, record.version)
+    finally:
+        store.close()

@@ -20,13 +20,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
+
+_T = TypeVar("_T")
 
 try:
     import sqlalchemy as sa
@@ -102,7 +104,10 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
     coercions = {"pool_pre_ping": asbool, "pool_use_lifo": asbool, "hide_parameters": asbool}
     coerced = {k: coercions[k](v) if k in coercions else v for k, v in options.items()}
     defaults: dict[str, Any] = {
-        "pool_pre_ping": backend != "sqlite",
+        # No pre-ping: it costs a round trip per statement. A connection that died
+        # while pooled (a database restart) is detected when used, and the
+        # statement is run once more on a fresh one; see _once_more.
+        "pool_pre_ping": False,
         "hide_parameters": True,
         "isolation_level": "AUTOCOMMIT",
     }
@@ -137,6 +142,10 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
             cursor.close()
 
     return engine
+
+
+class _Disconnected(StoreUnavailable):
+    """The connection died under a statement; worth one more try on a new one."""
 
 
 class _DuplicateKey(StoreError):
@@ -212,16 +221,37 @@ class SQLStore(Store):
                 raise _DuplicateKey(f"duplicate key in the sql store at {self._address}") from exc
             except sa.exc.SQLAlchemyError as exc:
                 if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-                    raise self._unavailable(exc) from exc
+                    raise _Disconnected(str(self._unavailable(exc)), self.name, self._address) from exc
                 raise StoreError(f"the sql store at {self._address} failed: {_reason(exc)}") from exc
 
     def _rowcount(self, statement: sa.Executable) -> int:
-        with self._transaction() as connection:
-            return connection.execute(statement).rowcount
+        def run() -> int:
+            with self._transaction() as connection:
+                return connection.execute(statement).rowcount
+
+        return self._once_more(run)
 
     def _rows(self, statement: sa.Executable) -> Sequence[sa.Row[Any]]:
-        with self._transaction() as connection:
-            return connection.execute(statement).all()
+        def run() -> Sequence[sa.Row[Any]]:
+            with self._transaction() as connection:
+                return connection.execute(statement).all()
+
+        return self._once_more(run)
+
+    @staticmethod
+    def _once_more(run: Callable[[], _T]) -> _T:
+        """Run a one-statement transaction; if its pooled connection turned out to be
+        dead, run it once more (the pool has then dropped its stale connections).
+
+        A statement whose connection was already dead never reached the server, so
+        the retry does not run it twice. Should a connection die in the middle of a
+        conditional write, the retry reports a conflict, which the session manager
+        resolves by merging.
+        """
+        try:
+            return run()
+        except _Disconnected:
+            return run()
 
     def _create_table(self) -> None:
         try:
