@@ -108,7 +108,7 @@ def test_click_through_the_demo(page: Any, demo_url: str, tmp_path: Path) -> Non
 
 def test_forged_form_gets_a_clear_400(page: Any, demo_url: str) -> None:
     page.goto(demo_url + "/")
-    page.eval_on_selector("input[name=csrf_token]", "el => el.value = 'forged'")
+    page.eval_on_selector_all("input[name=csrf_token]", "els => els.forEach(el => el.value = 'forged')")
     page.fill("input[name=note]", "sneaky")
     with page.expect_response(lambda r: r.url.endswith("/notes")) as info:
         page.click("text=Add note")

@@ -14,11 +14,19 @@ from zope.interface.verify import verifyObject
 from apps import SECRET, counting, make_app, store_of
 from satchel.codecs import store_key
 
+# Cookie mode, encrypted (AES-GCM) and signed-only; tests/test_client_sessions.py
+# has the cookie-mode variants of the tests below that look into a store.
+COOKIE_KEY = "cookie-mode-test-key-0123456789abcdefghijklmnop"
 
-@pytest.fixture(params=["memory", "file"])
+
+@pytest.fixture(params=["memory", "file", "cookie", "cookie-signed"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "memory":
         return {"session.type": "memory"}
+    if request.param == "cookie":
+        return {"session.type": "cookie", "session.encrypt_key": COOKIE_KEY}
+    if request.param == "cookie-signed":
+        return {"session.type": "cookie"}
     return {
         "session.type": "file",
         "session.data_dir": str(tmp_path / "data"),
@@ -29,6 +37,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def app(settings: dict[str, Any]) -> TestApp:
     return make_app(settings)
+
+
+def server_side_only(settings: dict[str, Any]) -> None:
+    if settings.get("session.type") == "cookie":
+        pytest.skip("looks into the server-side store; cookie mode has its variant in test_client_sessions.py")
 
 
 def session_cookie(res: Any, name: str = "sid") -> str | None:
@@ -76,7 +89,8 @@ def test_new_empty_session_writes_nothing(app: TestApp) -> None:
     assert "Cookie" in res.headers["Vary"]
 
 
-def test_read_only_request_writes_nothing(app: TestApp) -> None:
+def test_read_only_request_writes_nothing(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     app.get("/incr")
     store = counting(app)
     res = app.get("/read")
@@ -86,7 +100,8 @@ def test_read_only_request_writes_nothing(app: TestApp) -> None:
     assert session_cookie(res) is None
 
 
-def test_changing_request_is_one_load_and_one_write(app: TestApp) -> None:
+def test_changing_request_is_one_load_and_one_write(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     app.get("/incr")
     store = counting(app)
     app.get("/incr")
@@ -101,7 +116,8 @@ def test_nested_mutation_persists_without_changed(app: TestApp) -> None:
     assert app.get("/nested", params={"sku": "b"}).text == "2"
 
 
-def test_changed_forces_a_write(app: TestApp) -> None:
+def test_changed_forces_a_write(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     from pyramid.interfaces import ISessionFactory
     from pyramid.request import Request
 
@@ -147,7 +163,8 @@ def test_csrf_with_pyramids_policy(app: TestApp) -> None:
     assert app.get("/dump").text == "[('posted', 'v')]"
 
 
-def test_invalidate_deletes_record_and_expires_cookie(app: TestApp) -> None:
+def test_invalidate_deletes_record_and_expires_cookie(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     app.get("/incr")
     cookie = app.cookies["sid"]
     session_id = cookie.rsplit(".", 1)[0]
@@ -173,7 +190,8 @@ def test_data_after_invalidate_starts_a_new_session(app: TestApp) -> None:
     assert app.get("/dump").text == "[('after', 'yes')]"
 
 
-def test_regenerate_id_keeps_data_under_new_id(app: TestApp) -> None:
+def test_regenerate_id_keeps_data_under_new_id(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     app.get("/incr")
     old = app.cookies["sid"]
     app.get("/login", params={"user": "bob"})
@@ -217,7 +235,10 @@ def test_bad_cookies_get_a_fresh_session(app: TestApp, cookie: str, caplog: pyte
     assert new_cookie != cookie
 
 
-def test_tampered_cookie_is_logged_and_replaced(app: TestApp, caplog: pytest.LogCaptureFixture) -> None:
+def test_tampered_cookie_is_logged_and_replaced(
+    settings: dict[str, Any], app: TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    server_side_only(settings)
     app.get("/incr")
     good = app.cookies["sid"]
     session_id, sig = good.rsplit(".", 1)
@@ -229,7 +250,8 @@ def test_tampered_cookie_is_logged_and_replaced(app: TestApp, caplog: pytest.Log
     assert any("bad signature" in r.getMessage() for r in caplog.records)
 
 
-def test_unknown_id_is_not_adopted(app: TestApp) -> None:
+def test_unknown_id_is_not_adopted(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     from pyramid.interfaces import ISessionFactory
 
     signer = app.app.registry.getUtility(ISessionFactory).manager.signer
@@ -240,7 +262,8 @@ def test_unknown_id_is_not_adopted(app: TestApp) -> None:
     assert store_of(app).load(store_key(chosen)) is None
 
 
-def test_stale_cookie_for_missing_session_is_deleted(app: TestApp) -> None:
+def test_stale_cookie_for_missing_session_is_deleted(settings: dict[str, Any], app: TestApp) -> None:
+    server_side_only(settings)
     app.get("/incr")
     cookie = app.cookies["sid"]
     store_of(app).delete(store_key(cookie.rsplit(".", 1)[0]))
@@ -261,6 +284,7 @@ def test_cookie_attributes(app: TestApp) -> None:
 
 
 def test_secret_rotation_keeps_users_logged_in(settings: dict[str, Any]) -> None:
+    server_side_only(settings)
     old_app = make_app(settings)
     old_app.get("/incr")
     cookie = old_app.cookies["sid"]
@@ -315,6 +339,7 @@ def test_idle_timeout_expires_session(settings: dict[str, Any]) -> None:
 
 
 def test_renewal_touches_once_interval_passed(settings: dict[str, Any]) -> None:
+    server_side_only(settings)
     app = make_app(settings, **{"session.timeout": "3", "session.renew_interval": "1"})
     app.get("/incr")
     store = counting(app)
@@ -368,3 +393,21 @@ def test_hand_wired_factory_saves_without_include(settings: dict[str, Any]) -> N
         app = TestApp(config.make_wsgi_app())
     app.get("/incr")
     assert app.get("/incr").text == "2"
+
+
+def test_lone_surrogate_fails_inside_the_view() -> None:
+    from satchel.errors import NotSerializable
+    from satchel.session import Session
+
+    session = Session()
+    with pytest.raises(NotSerializable, match="session\\['bad'\\]"):
+        session["bad"] = "\ud800"
+
+
+def test_regenerate_id_replaces_the_csrf_token(app: TestApp) -> None:
+    before = app.get("/csrf_token").text
+    app.get("/login")
+    after = app.get("/csrf_token").text
+    assert after != before
+    app.post("/csrf_check", {"csrf_token": before}, status=400)
+    assert app.post("/csrf_check", {"csrf_token": after}).text == "accepted"

@@ -129,15 +129,13 @@ def _open_store(parsed: SessionSettings, purpose: str) -> Store:
     return open_store(parsed.store)
 
 
-def _regions_from_settings() -> Callable[[Mapping[str, Any]], Mapping[str, Any]] | None:
-    """``satchel.cache.regions_from_settings``, or None in an installation without it."""
+def _regions_from_settings() -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """``satchel.cache.regions_from_settings``; its driver (dogpile.cache) is an extra."""
     try:
         module = importlib.import_module("satchel.cache")
     except ModuleNotFoundError as exc:
-        if exc.name in ("satchel.cache", "satchel"):
-            return None
         raise CommandError(f'satchel.cache needs {exc.name}: pip install "satchel[cache]"') from None
-    build: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = getattr(module, "regions_from_settings", None)
+    build: Callable[[Mapping[str, Any]], Mapping[str, Any]] = module.regions_from_settings
     return build
 
 
@@ -204,9 +202,6 @@ def _check_cache(settings: Mapping[str, Any]) -> bool:
     except CommandError as exc:
         _out(f"error: {exc}")
         return True
-    if build is None:
-        _out("note: cache settings not checked: this installation of satchel has no satchel.cache")
-        return False
     try:
         with _settings_warnings() as warnings:
             regions = build(settings)
@@ -373,8 +368,6 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     if not _has(settings, CACHE_PREFIXES):
         raise CommandError(f"[{section.name}] in {section.path} has no cache.* settings")
     build = _regions_from_settings()
-    if build is None:
-        raise CommandError("this installation of satchel has no satchel.cache: cache clear is not available")
     with _settings_warnings():
         regions = build(settings)
     try:
@@ -383,6 +376,10 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
         names = ", ".join(sorted(regions)) or "none"
         raise CommandError(f"no cache region {args.region!r} (regions: {names})") from None
     _invalidate_everywhere(region, args.region, hard=not args.soft)
+    if not args.soft:
+        from .cache import clear_region
+
+        clear_region(region)  # frees the region's keys where the backend can (Redis)
     kind = "soft-invalidated" if args.soft else "cleared"
     _out(f"{kind} cache region {args.region} for every process that shares its backend")
     return 0

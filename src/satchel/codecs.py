@@ -29,7 +29,9 @@ HEADER_MAGIC = b"S1"
 def encode_value(value: Any, key: object) -> str:
     """JSON for one session value, or NotSerializable naming the key."""
     try:
-        return _encoder.encode(value)
+        text = _encoder.encode(value)
+        text.encode("utf-8")  # a lone surrogate passes json but not UTF-8
+        return text
     except (TypeError, ValueError) as exc:
         raise NotSerializable(
             f"session[{key!r}] cannot be stored: {exc}. Session values must be JSON "

@@ -163,8 +163,14 @@ class Session(dict[str, Any]):
         self.expires_at = None
 
     def regenerate_id(self) -> None:
-        """Keep the data under a new id, and drop the old id (do this at login)."""
+        """Keep the data under a new id, and drop the old id (do this at login).
+
+        A CSRF token the session had is replaced too: whoever planted the old id
+        before the login may know it.
+        """
         self._regenerate = True
+        if self._csrf is not None:
+            self._csrf = new_token()
 
     def bind_user(self, user_id: str | int) -> None:
         """Tie this session to a user, so ``SessionManager.revoke_user_sessions``

@@ -1,0 +1,335 @@
+"""The region registry: regions named at import time, configured from settings later.
+
+``get_region("short_term")`` returns the process's one region of that name, a
+dogpile :class:`~dogpile.cache.region.CacheRegion`, configured or not: code can
+name it at import time, and ``configure_from_settings`` (called by
+``config.include("satchel")``) configures it in place. ``regions_from_settings``
+builds fresh regions instead, leaving the registry alone (for the command line
+and for tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from dogpile.cache.exception import RegionNotConfigured
+from dogpile.cache.region import CacheRegion, DefaultInvalidationStrategy, RegionInvalidationStrategy
+
+from ..errors import ConfigurationError
+from . import backends as _backends
+from .backends import ERRORS, Generations, Guard, GuardProxy, RegionState, Wiring
+from .keys import ServerMangler
+from .serializers import SERIALIZERS
+from .settings import DEFAULT_KEY_LENGTH, REGION_NAME, RegionConfig, parse_cache_settings
+
+log = logging.getLogger("satchel.cache")
+
+#: The longest key each shared backend takes, and the characters it takes unchanged.
+_KEY_RULES = {
+    # memcached: 250 bytes, minus "_lock" for the lock key; printable ASCII, no spaces.
+    "memcached": (245, r"[!-~]+"),
+    # satchel's file and SQL stores: their key alphabet and length.
+    "file": (250, r"[A-Za-z0-9_.:\-]+"),
+    "sql": (250, r"[A-Za-z0-9_.:\-]+"),
+    "redis": (1024, None),
+}
+_BACKENDS = {
+    "redis": "satchel.redis",
+    "memcached": "satchel.memcached",
+    "file": "satchel.file",
+    "sql": "satchel.sql",
+}
+
+
+class RegionNotConfiguredError(ConfigurationError, RegionNotConfigured):
+    """A region was used before the settings configured it (both satchel's and dogpile's error)."""
+
+
+class _NotConfigured:
+    """Stands in for an attribute ``configure`` sets, until it does.
+
+    dogpile fails on an unconfigured region with an AttributeError; this says
+    which region is missing from the settings. It is a non-data descriptor, so
+    the instance's own attribute wins once set: a configured region's lookups
+    cost what they always do (a ``__getattr__`` would slow every attribute access).
+    """
+
+    def __get__(self, instance: CacheRegion | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        raise RegionNotConfiguredError(
+            f"cache region {instance.name!r} is not configured: add it to cache.regions "
+            "(and include satchel, or call satchel.cache.configure_from_settings)",
+            "cache.regions",
+        )
+
+
+class SatchelRegion(CacheRegion):
+    """A dogpile CacheRegion that knows the satchel settings it was configured from."""
+
+    satchel_config: RegionConfig | None = None
+    #: Keys of decorated functions longer than this are hashed (``key_length``).
+    satchel_key_length: int = DEFAULT_KEY_LENGTH
+    backend = _NotConfigured()
+    expiration_time = _NotConfigured()
+    _lock_registry = _NotConfigured()
+
+
+class MemoryInvalidation(DefaultInvalidationStrategy):
+    """A memory region's own invalidation: a hard one empties the dictionary.
+
+    Still dogpile's per-process strategy (each process has its own memory region),
+    so ``satchel cache clear`` refuses it rather than pretend.
+    """
+
+    def __init__(self, region: CacheRegion) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._region = region
+
+    def invalidate(self, hard: bool = True) -> None:
+        if hard:
+            self._region.actual_backend._cache.clear()
+        else:
+            super().invalidate(hard=False)
+
+
+class SharedInvalidation(RegionInvalidationStrategy):
+    """Invalidation through the region's generation record: every process, at once.
+
+    Hard invalidation moves the region to a new generation (old values are misses
+    everywhere). Soft invalidation records its time; values created before it
+    count as expired: one caller recomputes each while the others get the old value.
+    A region without ``expire`` cannot serve expired values, so there soft is hard.
+    """
+
+    def __init__(self, region: CacheRegion, state: RegionState, has_expiry: bool) -> None:
+        self._region = region
+        self._state = state
+        self._has_expiry = has_expiry
+
+    def invalidate(self, hard: bool = True) -> None:
+        backend = self._region.actual_backend
+        assert isinstance(backend, Generations)
+        guard = backend.wiring.guard
+        try:
+            backend.bump(hard or not self._has_expiry)
+        except guard.failures as exc:
+            raise guard.error(exc, "invalidate the region") from exc
+
+    def is_invalidated(self, timestamp: float) -> bool:
+        return timestamp < self._state.soft
+
+    def was_hard_invalidated(self) -> bool:
+        return False
+
+    def is_hard_invalidated(self, timestamp: float) -> bool:
+        return False
+
+    def was_soft_invalidated(self) -> bool:
+        return self._has_expiry and self._state.soft > 0
+
+    def is_soft_invalidated(self, timestamp: float) -> bool:
+        return self._has_expiry and timestamp < self._state.soft
+
+
+def configure_region(region: CacheRegion, config: RegionConfig) -> CacheRegion:
+    """Configure ``region`` (again, if it was) from one region's settings."""
+    serializer, deserializer = SERIALIZERS[config.serializer]
+    if config.type == "null":
+        region.configure(
+            "dogpile.cache.null",
+            expiration_time=config.expire,
+            replace_existing_backend=True,
+            region_invalidator=DefaultInvalidationStrategy(),  # type: ignore[no-untyped-call]
+        )
+        region.key_mangler = None
+        region.serializer = region.deserializer = None
+    elif config.type == "memory":
+        region.configure(
+            "satchel.memory" if config.serializer == "json" else "dogpile.cache.memory",
+            expiration_time=config.expire,
+            replace_existing_backend=True,
+            region_invalidator=MemoryInvalidation(region),
+        )
+        # No key mangler: a hit costs exactly what a bare dogpile memory region's does.
+        # Decorated functions hash keys past key_length themselves (as Beaker did).
+        region.key_mangler = None
+        region.serializer = region.deserializer = None
+    else:
+        unavailable, refused = ERRORS[config.type]()
+        guard = Guard(
+            config.name,
+            config.type,
+            config.address,
+            unavailable,
+            refused,
+            retry_interval=0 if config.type == "memcached" else _backends.RETRY_INTERVAL,
+        )
+        state = RegionState()
+        base = f"{config.key_prefix}{config.name}:"
+        wiring = Wiring(config=config, base=base, state=state, guard=guard)
+        region.configure(
+            _BACKENDS[config.type],
+            expiration_time=config.expire,
+            arguments=_arguments(config, wiring),
+            wrap=[GuardProxy(guard)],
+            replace_existing_backend=True,
+            region_invalidator=SharedInvalidation(region, state, config.expire is not None),
+        )
+        max_length, safe = _KEY_RULES[config.type]
+        region.key_mangler = ServerMangler(base, config.key_length, max_length, re.compile(safe) if safe else None)
+        region.serializer, region.deserializer = serializer, deserializer
+    region._actual_backend = None  # dogpile caches it; a reconfigured region has a new one
+    if isinstance(region, SatchelRegion):
+        region.satchel_config = config
+        region.satchel_key_length = config.key_length
+    return region
+
+
+def _arguments(config: RegionConfig, wiring: Wiring) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"satchel": wiring}
+    if config.type == "redis":
+        from redis import exceptions as rx
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        arguments.update(
+            url=config.url,
+            distributed_lock=True,
+            thread_local_lock=False,
+            lock_timeout=config.lock_timeout,
+            lock_sleep=0.05,
+            socket_timeout=_backends.SERVER_TIMEOUT,
+            socket_connect_timeout=_backends.SERVER_TIMEOUT,
+            # One immediate retry on a broken connection (a restarted server, an idle
+            # connection a firewall dropped); none on a timeout, which would double the wait.
+            connection_kwargs={"retry": Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,))},
+        )
+    elif config.type == "memcached":
+        arguments.update(
+            url=_memcached_servers(config.url or ""),
+            distributed_lock=True,
+            lock_timeout=config.lock_timeout,
+        )
+    return arguments
+
+
+def _memcached_servers(text: str) -> list[str]:
+    """Beaker's ``host:port;host:port`` (commas and spaces separate too) as pymemcache's list."""
+    servers = [s for s in re.split(r"[;,\s]+", text.strip()) if s]
+    if not servers:
+        raise ConfigurationError("a memcached region needs url = host:port[;host:port...]", "url")
+    return servers
+
+
+# -- the registry ------------------------------------------------------------------------
+
+_REGIONS: dict[str, SatchelRegion] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+#: Every region this process has named or configured, by name (read-only view).
+regions: Mapping[str, CacheRegion] = MappingProxyType(_REGIONS)
+
+
+def get_region(name: str) -> SatchelRegion:
+    """The process's region called ``name``, created (unconfigured) on first use.
+
+    Safe at import time: the region is configured in place when the settings are
+    read, so ``short_term = get_region("short_term")`` at module level works.
+    """
+    region = _REGIONS.get(name)
+    if region is not None:
+        return region
+    if not isinstance(name, str) or not REGION_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{name!r} is not a region name (letters, digits, _ and -, at most 64 characters)"
+        )
+    with _REGISTRY_LOCK:
+        region = _REGIONS.get(name)
+        if region is None:
+            region = _REGIONS[name] = SatchelRegion(name=name)
+    return region
+
+
+def regions_from_settings(settings: Mapping[str, Any]) -> dict[str, CacheRegion]:
+    """Fresh regions built from ``cache.*`` settings, leaving the process's registry alone."""
+    parsed = parse_cache_settings(settings)
+    return {name: configure_region(SatchelRegion(name=name), config) for name, config in parsed.regions.items()}
+
+
+def configure_from_settings(settings: Mapping[str, Any]) -> dict[str, CacheRegion]:
+    """Configure the process's regions (``get_region``) from ``cache.*`` settings.
+
+    For applications without Pyramid; ``config.include("satchel")`` calls it.
+    Parsing happens first, so a bad setting leaves every region as it was.
+    """
+    parsed = parse_cache_settings(settings)
+    configured = {name: configure_region(get_region(name), config) for name, config in parsed.regions.items()}
+    missing = sorted(name for name, region in _REGIONS.items() if not region.is_configured)
+    if missing:
+        log.warning(
+            "cache regions used by the application but not in cache.regions: %s "
+            "(using them raises ConfigurationError)",
+            ", ".join(missing),
+        )
+    return configured
+
+
+def _resolve(region: str | CacheRegion) -> CacheRegion:
+    return get_region(region) if isinstance(region, str) else region
+
+
+def is_shared(region: str | CacheRegion) -> bool:
+    """True when the region's values live outside the process (file, Redis, memcached, SQL)."""
+    return isinstance(_resolve(region).region_invalidator, SharedInvalidation)
+
+
+def invalidate_region(region: str | CacheRegion, hard: bool = True) -> bool:
+    """Invalidate a whole region; True when that reached every process sharing its backend.
+
+    On a shared backend this bumps the region's generation (hard) or records a
+    soft invalidation: every process sees it on its next read. A memory region is
+    invalidated in this process only (False). Raises
+    :class:`~satchel.errors.StoreUnavailable` when the backend cannot be reached.
+    """
+    target = _resolve(region)
+    target.invalidate(hard=hard)  # type: ignore[no-untyped-call]
+    return is_shared(target)
+
+
+def clear_region(region: str | CacheRegion) -> bool:
+    """Hard-invalidate a region and free what the backend can free.
+
+    Redis: the region's keys are deleted too (SCAN + UNLINK). memcached is never
+    flushed (other data lives there): old values age out. A memory region is
+    emptied. Returns what :func:`invalidate_region` returns.
+    """
+    target = _resolve(region)
+    shared = invalidate_region(target, hard=True)
+    backend = target.actual_backend
+    if shared and isinstance(backend, Generations):
+        guard = backend.wiring.guard
+        try:
+            backend.reclaim()
+        except guard.failures as exc:
+            raise guard.error(exc, "delete the region's values") from exc
+    return shared
+
+
+__all__ = [
+    "RegionNotConfiguredError",
+    "SatchelRegion",
+    "clear_region",
+    "configure_from_settings",
+    "configure_region",
+    "get_region",
+    "invalidate_region",
+    "is_shared",
+    "regions",
+    "regions_from_settings",
+]
