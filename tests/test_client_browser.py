@@ -11,11 +11,7 @@ import base64
 import hashlib
 import json
 import os
-import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,21 +19,10 @@ from pyramid.config import Configurator
 from pyramid.response import Response
 
 from apps import BASE_SETTINGS
+from browser import chromium, serve
 from satchel.client import COOKIE_LIMIT
 from satchel.errors import SessionTooLarge
-from services import need
 
-CHROMIUM = os.environ.get("SATCHEL_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KEY = "browser-key-0123456789abcdefghijklmnopqrstuvw"
 SETTINGS = {
     **BASE_SETTINGS,
@@ -45,13 +30,6 @@ SETTINGS = {
     "session.encrypt_key": KEY,
     "session.max_cookies": "4",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def sha(text: str) -> str:
@@ -100,32 +78,14 @@ def make_wsgi_app() -> Any:
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    from waitress.server import create_server
-
-    port = free_port()
-    server = create_server(make_wsgi_app(), host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    with serve(make_wsgi_app(), threads=2) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    need(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "Playwright for Python")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

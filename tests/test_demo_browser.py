@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services import need
-
-CHROMIUM = os.environ.get("SATCHEL_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from browser import chromium, serve
 
 
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from paste.deploy import appconfig
-    from waitress.server import create_server
 
     from satchel_demo import main
 
@@ -46,31 +22,14 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = dict(appconfig(f"config:{ini}", relative_to=str(ini.parent)))
     settings["session.data_dir"] = str(here / "data")
     settings["session.lock_dir"] = str(here / "lock")
-    app = main({}, **settings)
-    port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    with serve(main({}, **settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(demo_url: str) -> Iterator[Any]:
-    need(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "Playwright for Python")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page()
 
 
 def test_click_through_the_demo(page: Any, demo_url: str, tmp_path: Path) -> None:
