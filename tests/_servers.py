@@ -9,6 +9,7 @@ goes away, because they watch the stdin pipe it holds.
 from __future__ import annotations
 
 import contextlib
+import glob
 import http.client
 import json
 import os
@@ -476,6 +477,62 @@ class PrivateMemcached:
     stop = kill
 
 
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster in a temporary directory, on its own port.
+
+    ``kill`` is ``pg_ctl -m immediate stop`` (no shutdown checkpoint; the next
+    ``start`` runs crash recovery); ``fsync=off`` loses nothing to that, only to
+    a crash of the machine.
+    """
+
+    def __init__(self, bindir: str, datadir: str, port: int) -> None:
+        self.bindir, self.datadir, self.port = bindir, datadir, port
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        # root may not run PostgreSQL: run it as the postgres account.
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def run(self, *args: str) -> None:
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self.run(f"{self.bindir}/initdb", "-D", self.datadir, "-U", "postgres", "-A", "trust", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = f"{self.datadir}/server.log"
+        self.run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-o", options, "-l", log, "-w", "start")
+
+    def kill(self) -> None:
+        self.run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL, initialised and started; stopped and removed afterwards.
+
+    Skips (or fails, with SATCHEL_REQUIRE_SERVICES=1) without ``initdb``, or as
+    root without ``runuser``.
+    """
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    found = initdbs[-1] if initdbs else shutil.which("initdb")
+    need(found is not None and (os.geteuid() != 0 or shutil.which("runuser") is not None), "initdb")
+    assert found is not None
+    datadir = tempfile.mkdtemp(prefix="satchel-pg-")
+    if os.geteuid() == 0:
+        shutil.chown(datadir, "postgres", "postgres")
+    server = PrivatePostgres(str(Path(found).parent), datadir, free_port())
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        try:
+            server.kill()
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
 def memcached_stats(port: int) -> Counter[str]:
     """The server's command counters (``stats`` itself counts in none of them)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -499,12 +556,14 @@ __all__ = [
     "AppServer",
     "Deployment",
     "PrivateMemcached",
+    "PrivatePostgres",
     "PrivateRedis",
     "Reply",
     "deployed",
     "free_port",
     "get",
     "memcached_stats",
+    "private_postgres",
     "start_apps",
     "store_setup",
 ]

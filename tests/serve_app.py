@@ -17,6 +17,9 @@ long after loading the session, to widen the window for conflicts, and
 - ``/pop``: JSON of ``pop_flash()``; ``/peek``: JSON of ``peek_flash()``;
 - ``/dump``: JSON of ``dict(session)``; ``/incr``: increments ``count``;
 - ``/ping``: never touches the session;
+- ``/state[?k=KEY[&v=VALUE]]``: with ``k`` sets ``session[KEY]`` (to VALUE, else
+  ``True``); answers JSON ``{"store_unavailable": ..., "data": dict(session)}``,
+  so a client sees whether ``on_store_error = fresh`` gave a stand-in session;
 - ``/held?name=NAME``: how many views wait for NAME; ``/release?name=NAME``;
 - ``/stats``: JSON counts of the store calls this process made (``save_conflict``
   counts conditional writes that lost), plus ``conflict_errors``, the requests
@@ -195,6 +198,14 @@ def ping(request: Any) -> Response:
     return _text("pong")
 
 
+def state(request: Any) -> Response:
+    session = request.session
+    key = request.params.get("k")
+    if key:
+        session[key] = request.params.get("v", True)
+    return _json({"store_unavailable": session.store_unavailable, "data": dict(session)})
+
+
 def held(request: Any) -> Response:
     return _json(request.registry.satchel_holds.waiting(request.params["name"]))
 
@@ -230,6 +241,7 @@ VIEWS = {
     "dump": dump,
     "incr": incr,
     "ping": ping,
+    "state": state,
     "held": held,
     "release": release,
     "stats": stats,

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,11 +20,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from _servers import PrivatePostgres
+from _servers import private_postgres as run_private_postgres
 from contract import StoreContract, new_key
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores.sql import PURGE_BATCH, SQLStore
-from services import MARIADB_URL, POSTGRES_URL, need, need_port
+from services import MARIADB_URL, POSTGRES_URL, need_port
 
 
 def need_server(url: str, what: str) -> str:
@@ -389,50 +388,10 @@ def test_sql_failure_is_a_store_error(tmp_path: Path) -> None:
 # -- a private PostgreSQL server that the test may stop -----------------------------
 
 
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster in a temporary directory, on its own port."""
-
-    def __init__(self, bindir: str, datadir: str, port: int) -> None:
-        self.bindir, self.datadir, self.port = bindir, datadir, port
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        # root may not run PostgreSQL: run it as the postgres account.
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self.run(f"{self.bindir}/initdb", "-D", self.datadir, "-U", "postgres", "-A", "trust", "--no-sync")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = f"{self.datadir}/server.log"
-        self.run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-o", options, "-l", log, "-w", "start")
-
-    def kill(self) -> None:
-        self.run(f"{self.bindir}/pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
-
-
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    found = initdbs[-1] if initdbs else shutil.which("initdb")
-    need(found is not None and (os.geteuid() != 0 or shutil.which("runuser") is not None), "initdb")
-    assert found is not None
-    datadir = tempfile.mkdtemp(prefix="satchel-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(datadir, "postgres", "postgres")
-    server = PrivatePostgres(str(Path(found).parent), datadir, free_port())
-    try:
-        server.init()
-        server.start()
+    with run_private_postgres() as server:
         yield server
-    finally:
-        try:
-            server.kill()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def test_server_down_then_back(private_postgres: PrivatePostgres) -> None:

@@ -45,6 +45,7 @@ MOVED_MARKER = b"S1 moved\n"
 MOVED_MARKER_TTL = 60
 #: How often the record count behind ``max_records`` is refreshed from the store.
 COUNT_REFRESH_SECONDS = 5.0
+OUTAGE_LOG_SECONDS = 5.0
 
 
 class _Moved(Exception):
@@ -93,9 +94,17 @@ class SessionManager:
         self._counted_at = -COUNT_REFRESH_SECONDS
         self._known_count: int | None = None
         self._cap_logged_at = -COUNT_REFRESH_SECONDS
+        self._outage_logged_at = -OUTAGE_LOG_SECONDS
         # Conditional writes of one session in this process take turns, so they
         # conflict only with other processes' writes, never with each other.
         self._write_locks = _KeyLocks()
+
+    def _outage_log(self, level: int, message: str, exc: Exception) -> None:
+        """Log an outage at most once per OUTAGE_LOG_SECONDS: not a line per request."""
+        clock = time.monotonic()
+        if clock - self._outage_logged_at >= OUTAGE_LOG_SECONDS:
+            self._outage_logged_at = clock
+            log.log(level, message, exc)
 
     # -- opening ------------------------------------------------------------------
 
@@ -120,7 +129,7 @@ class SessionManager:
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
-            log.warning("session store unavailable (%s); serving an unsaved session", exc)
+            self._outage_log(logging.WARNING, "session store unavailable (%s); serving unsaved sessions", exc)
             return self.session_class(had_cookie=True, store_unavailable=True)
         return loaded if loaded is not None else self.session_class(had_cookie=True)
 
@@ -191,7 +200,7 @@ class SessionManager:
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
-            log.error("session store unavailable (%s); this request's session changes are lost", exc)
+            self._outage_log(logging.ERROR, "session store unavailable (%s); session changes are being lost", exc)
             return []
         return [] if header is None else [header]
 
