@@ -318,7 +318,16 @@ def test_progress_shows_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     with os.fdopen(follower, "w") as terminal:
         monkeypatch.setattr(sys, "stderr", terminal)
         assert run_with_progress(slow, "purging expired sessions", after=0.05) == 7
-    shown = os.read(leader, 4096).decode()
+    chunks = []
+    while True:  # everything the terminal got; the follower is closed, so this ends
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: nothing more to read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    shown = b"".join(chunks).decode()
     os.close(leader)
     assert "\rpurging expired sessions |" in shown
     assert shown.endswith("\r\x1b[K")
