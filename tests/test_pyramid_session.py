@@ -19,7 +19,20 @@ from satchel.codecs import store_key
 COOKIE_KEY = "cookie-mode-test-key-0123456789abcdefghijklmnop"
 
 
-@pytest.fixture(params=["memory", "file", "cookie", "cookie-signed"])
+SERVER_SIDE = ["memory", "file"]
+EVERY_MODE = [*SERVER_SIDE, "cookie", "cookie-signed"]
+
+#: For tests that look into the server-side store.
+server_side = pytest.mark.server_side
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "settings" in metafunc.fixturenames:
+        modes = SERVER_SIDE if metafunc.definition.get_closest_marker("server_side") else EVERY_MODE
+        metafunc.parametrize("settings", modes, indirect=True)
+
+
+@pytest.fixture
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "memory":
         return {"session.type": "memory"}
@@ -37,11 +50,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 @pytest.fixture
 def app(settings: dict[str, Any]) -> TestApp:
     return make_app(settings)
-
-
-def server_side_only(settings: dict[str, Any]) -> None:
-    if settings.get("session.type") == "cookie":
-        pytest.skip("looks into the server-side store; cookie mode has its variant in test_client_sessions.py")
 
 
 def session_cookie(res: Any, name: str = "sid") -> str | None:
@@ -89,8 +97,8 @@ def test_new_empty_session_writes_nothing(app: TestApp) -> None:
     assert "Cookie" in res.headers["Vary"]
 
 
+@server_side
 def test_read_only_request_writes_nothing(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     app.get("/incr")
     store = counting(app)
     res = app.get("/read")
@@ -100,8 +108,8 @@ def test_read_only_request_writes_nothing(settings: dict[str, Any], app: TestApp
     assert session_cookie(res) is None
 
 
+@server_side
 def test_changing_request_is_one_load_and_one_write(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     app.get("/incr")
     store = counting(app)
     app.get("/incr")
@@ -116,8 +124,8 @@ def test_nested_mutation_persists_without_changed(app: TestApp) -> None:
     assert app.get("/nested", params={"sku": "b"}).text == "2"
 
 
+@server_side
 def test_changed_forces_a_write(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     from pyramid.interfaces import ISessionFactory
     from pyramid.request import Request
 
@@ -163,8 +171,8 @@ def test_csrf_with_pyramids_policy(app: TestApp) -> None:
     assert app.get("/dump").text == "[('posted', 'v')]"
 
 
+@server_side
 def test_invalidate_deletes_record_and_expires_cookie(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     app.get("/incr")
     cookie = app.cookies["sid"]
     session_id = cookie.rsplit(".", 1)[0]
@@ -190,8 +198,8 @@ def test_data_after_invalidate_starts_a_new_session(app: TestApp) -> None:
     assert app.get("/dump").text == "[('after', 'yes')]"
 
 
+@server_side
 def test_regenerate_id_keeps_data_under_new_id(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     app.get("/incr")
     old = app.cookies["sid"]
     app.get("/login", params={"user": "bob"})
@@ -235,10 +243,10 @@ def test_bad_cookies_get_a_fresh_session(app: TestApp, cookie: str, caplog: pyte
     assert new_cookie != cookie
 
 
+@server_side
 def test_tampered_cookie_is_logged_and_replaced(
     settings: dict[str, Any], app: TestApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server_side_only(settings)
     app.get("/incr")
     good = app.cookies["sid"]
     session_id, sig = good.rsplit(".", 1)
@@ -250,8 +258,8 @@ def test_tampered_cookie_is_logged_and_replaced(
     assert any("bad signature" in r.getMessage() for r in caplog.records)
 
 
+@server_side
 def test_unknown_id_is_not_adopted(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     from pyramid.interfaces import ISessionFactory
 
     signer = app.app.registry.getUtility(ISessionFactory).manager.signer
@@ -262,8 +270,8 @@ def test_unknown_id_is_not_adopted(settings: dict[str, Any], app: TestApp) -> No
     assert store_of(app).load(store_key(chosen)) is None
 
 
+@server_side
 def test_stale_cookie_for_missing_session_is_deleted(settings: dict[str, Any], app: TestApp) -> None:
-    server_side_only(settings)
     app.get("/incr")
     cookie = app.cookies["sid"]
     store_of(app).delete(store_key(cookie.rsplit(".", 1)[0]))
@@ -283,8 +291,8 @@ def test_cookie_attributes(app: TestApp) -> None:
     assert len(session_id) >= 43  # 256 bits, urlsafe base64
 
 
+@server_side
 def test_secret_rotation_keeps_users_logged_in(settings: dict[str, Any]) -> None:
-    server_side_only(settings)
     old_app = make_app(settings)
     old_app.get("/incr")
     cookie = old_app.cookies["sid"]
@@ -338,8 +346,8 @@ def test_idle_timeout_expires_session(settings: dict[str, Any]) -> None:
     assert app.get("/read").text == "None"
 
 
+@server_side
 def test_renewal_touches_once_interval_passed(settings: dict[str, Any]) -> None:
-    server_side_only(settings)
     app = make_app(settings, **{"session.timeout": "3", "session.renew_interval": "1"})
     app.get("/incr")
     store = counting(app)
