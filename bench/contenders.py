@@ -1,0 +1,363 @@
+"""The Pyramid applications the benchmark drives, one per session library and store.
+
+Every application has the same two views:
+
+- ``/incr`` increments a counter in the session (a changing request);
+- ``/read`` only reads it (a read-only request).
+
+The no-session floor has the same views without touching any session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.response import Response
+
+# Secrets for the benchmark only (satchel refuses short or repetitive ones).
+SECRET = "b7e1c0d2a9f84e6b3c5d7a1f0e2b4c6d8a0f1e3d5c7b9a1e"
+ENCRYPT_KEY = "4f2a9c1e7b3d5f0a8c6e2b4d1f3a5c7e9b0d2f4a6c8e1b3d"
+COOKIE_NAME = "sid"
+
+
+def incr(request: Any) -> Response:
+    session = request.session
+    count = session.get("count", 0) + 1
+    session["count"] = count
+    return Response(str(count), content_type="text/plain")
+
+
+def read(request: Any) -> Response:
+    return Response(str(request.session.get("count")), content_type="text/plain")
+
+
+def floor_view(request: Any) -> Response:
+    return Response("0", content_type="text/plain")
+
+
+def build_app(configure: Callable[[Configurator], None] | None, session: bool = True) -> Any:
+    with Configurator(settings={}) as config:
+        if configure is not None:
+            configure(config)
+        config.add_route("incr", "/incr")
+        config.add_route("read", "/read")
+        config.add_view(incr if session else floor_view, route_name="incr")
+        config.add_view(read if session else floor_view, route_name="read")
+        return config.make_wsgi_app()
+
+
+def settings_app(settings: dict[str, Any], include: str | None = None,
+                 factory: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """An app configured from flat settings: ``config.include(include)`` or a factory."""
+
+    def configure(config: Configurator) -> None:
+        config.registry.settings.update(settings)
+        if include:
+            config.include(include)
+        if factory is not None:
+            config.set_session_factory(factory(settings))
+
+    return build_app(configure)
+
+
+# -- calling a WSGI app directly --------------------------------------------------
+
+_EMPTY = BytesIO(b"")
+
+BASE_ENVIRON: dict[str, Any] = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "bench.local",
+    "SERVER_PORT": "80",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "HTTP_HOST": "bench.local",
+    "REMOTE_ADDR": "127.0.0.1",
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.input": _EMPTY,
+    "wsgi.errors": sys.stderr,
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+}
+
+
+def environ(path: str, cookie: str | None) -> dict[str, Any]:
+    env = dict(BASE_ENVIRON, PATH_INFO=path)
+    if cookie:
+        env["HTTP_COOKIE"] = cookie
+    return env
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    return _write
+
+
+def _write(data: bytes) -> None:  # pragma: no cover - WSGI's legacy write()
+    pass
+
+
+def make_caller(app: Any, path: str, cookie: str | None) -> Callable[[], None]:
+    """A no-argument function doing one request, as cheap as a WSGI server's own work."""
+    template = environ(path, cookie)
+    copy = template.copy
+    start_response = _start_response
+
+    def call() -> None:
+        body = app(copy(), start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    return call
+
+
+@dataclass
+class Reply:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def set_cookies(self) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == "set-cookie"]
+
+
+def request(app: Any, path: str, cookie: str | None) -> Reply:
+    """One request, keeping status, headers and body (for checks and counting)."""
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        seen["status"], seen["headers"] = status, list(headers)
+        return _write
+
+    body = app(environ(path, cookie), start_response)
+    try:
+        data = b"".join(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return Reply(seen["status"], seen["headers"], data)
+
+
+def cookie_from(reply: Reply) -> str | None:
+    """``name=value`` pairs of the Set-Cookie headers, as the next request sends them."""
+    pairs = []
+    for header in reply.set_cookies:
+        pair = header.split(";", 1)[0].strip()
+        if pair.split("=", 1)[1:] not in ([""], []):
+            pairs.append(pair)
+    return "; ".join(pairs) or None
+
+
+# -- the contenders -------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    """One session library on one store."""
+
+    key: str
+    library: str  # "none", "pyramid", "beaker", "pyramid_session_redis", "satchel", "raw"
+    store: str  # memory, file, sql, redis, memcached, cookie, cookie-signed, ...
+    label: str
+    build: Callable[[], Any] | None = None  # -> WSGI app
+    counter: str | None = None  # "redis", "memcached", "sql" or None
+    unavailable: str | None = None  # why it cannot run here
+    raw: dict[str, Callable[[], None]] = field(default_factory=dict)  # raw floors: view -> op
+    app: Any = None
+    cookie: str | None = None
+    #: False: keep the cookie of the set-up requests for the whole run instead of a
+    #: fresh one before each batch (a visitor whose last cookie is seconds old).
+    reprime: bool = True
+
+
+def _has(module: str) -> str | None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"{module} not importable: {exc}"
+    except Exception as exc:  # another module in progress may fail on import
+        return f"{module} fails to import: {type(exc).__name__}: {exc}"
+    return None
+
+
+def satchel_cookie_unavailable() -> str | None:
+    reason = _has("satchel.client")
+    if reason:
+        return "satchel cookie mode (satchel.client) is not available yet: " + reason
+    return None
+
+
+def beaker_memcached_unavailable() -> str | None:
+    for module in ("memcache", "pylibmc", "bmemcached"):
+        if _has(module) is None:
+            return None
+    return ("Beaker's ext:memcached needs python-memcached, pylibmc or python-binary-memcached "
+            "(pip install -r bench/requirements.txt)")
+
+
+def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
+                    sql_url: str | None = None) -> list[Contender]:
+    import pyramid_beaker
+    import pyramid_session_redis
+    from pyramid.session import SignedCookieSessionFactory
+
+    import satchel
+
+    def sqlite(name: str) -> str:
+        return sql_url or f"sqlite:///{os.path.join(tmp, name)}"
+
+    no_redis = None if redis_url else "no Redis server reachable"
+    no_memcached = None if memcached else "no memcached server reachable"
+    beaker_base = {"session.key": COOKIE_NAME, "session.secret": SECRET}
+    satchel_base = {"session.key": COOKIE_NAME, "session.secret": SECRET}
+
+    def beaker(**options: Any) -> Callable[[], Any]:
+        settings = {**beaker_base, **{f"session.{k}": v for k, v in options.items()}}
+        return lambda: settings_app(settings, factory=pyramid_beaker.session_factory_from_settings)
+
+    def satchel_app(**options: Any) -> Callable[[], Any]:
+        settings = {**satchel_base, **{f"session.{k}": v for k, v in options.items()}}
+        return lambda: settings_app(settings, include="satchel")
+
+    def pyramid_signed() -> Any:
+        return build_app(lambda config: config.set_session_factory(SignedCookieSessionFactory(SECRET)))
+
+    def psr() -> Any:
+        factory = pyramid_session_redis.RedisSessionFactory(secret=SECRET, redis_url=redis_url, timeout=1200)
+        return build_app(lambda config: config.set_session_factory(factory))
+
+    c: list[Contender] = [
+        Contender("floor", "none", "-", "no session (floor)", lambda: build_app(None, session=False)),
+        Contender("pyramid-signed", "pyramid", "cookie-signed", "Pyramid SignedCookieSessionFactory", pyramid_signed),
+        Contender("pyramid-signed-aged", "pyramid", "cookie-signed", "Pyramid signed, cookie >1 s old",
+                  pyramid_signed, reprime=False),
+        Contender("beaker-memory", "beaker", "memory", "pyramid_beaker memory", beaker(type="memory")),
+        Contender("beaker-file", "beaker", "file", "pyramid_beaker file",
+                  beaker(type="file", data_dir=os.path.join(tmp, "beaker/data"),
+                         lock_dir=os.path.join(tmp, "beaker/lock"))),
+        Contender("beaker-cookie-signed", "beaker", "cookie-signed", "pyramid_beaker cookie (signed)",
+                  beaker(type="cookie", validate_key=SECRET)),
+        Contender("beaker-cookie", "beaker", "cookie", "pyramid_beaker cookie (encrypted)",
+                  beaker(type="cookie", validate_key=SECRET, encrypt_key=ENCRYPT_KEY, crypto_type="cryptography")),
+        Contender("beaker-memcached", "beaker", "memcached", "pyramid_beaker ext:memcached",
+                  beaker(type="ext:memcached", url=memcached, lock_dir=os.path.join(tmp, "beaker/mclock")),
+                  counter="memcached", unavailable=no_memcached or beaker_memcached_unavailable()),
+        Contender("beaker-redis", "beaker", "redis", "pyramid_beaker ext:redis",
+                  beaker(type="ext:redis", url=redis_url), counter="redis", unavailable=no_redis),
+        Contender("beaker-sql", "beaker", "sql", "pyramid_beaker ext:database (SQLite)",
+                  beaker(type="ext:database", url=sqlite("beaker.sqlite")), counter="sql"),
+        Contender("psr-redis", "pyramid_session_redis", "redis", "pyramid_session_redis", psr,
+                  counter="redis", unavailable=no_redis),
+        Contender("satchel-memory", "satchel", "memory", "satchel memory", satchel_app(type="memory")),
+        Contender("satchel-file", "satchel", "file", "satchel file",
+                  satchel_app(type="file", data_dir=os.path.join(tmp, "satchel/data"),
+                              lock_dir=os.path.join(tmp, "satchel/lock"))),
+        Contender("satchel-sql", "satchel", "sql", "satchel ext:database (SQLite)",
+                  satchel_app(type="ext:database", url=sqlite("satchel.sqlite")), counter="sql",
+                  unavailable=_has("satchel.stores.sql")),
+        Contender("satchel-redis", "satchel", "redis", "satchel ext:redis",
+                  satchel_app(type="ext:redis", url=redis_url), counter="redis", unavailable=no_redis),
+        Contender("satchel-memcached", "satchel", "memcached", "satchel ext:memcached",
+                  satchel_app(type="ext:memcached", url=memcached), counter="memcached", unavailable=no_memcached),
+        Contender("satchel-cookie", "satchel", "cookie", "satchel cookie (encrypted)",
+                  satchel_app(type="cookie", encrypt_key=ENCRYPT_KEY), unavailable=satchel_cookie_unavailable()),
+    ]
+    del satchel
+    c += raw_floors(redis_url, memcached, sqlite("raw.sqlite"))
+    return c
+
+
+# -- raw floors: the server work alone ----------------------------------------------
+
+RAW_VALUE = b'S1 1700000000.000 1700000000.000\n{"d":{"count":12345}}'
+
+
+def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) -> list[Contender]:
+    out = []
+
+    def redis_ops() -> dict[str, Callable[[], None]]:
+        import redis
+
+        client = redis.Redis.from_url(redis_url or "")
+        key = "bench:raw"
+        client.set(key, RAW_VALUE)
+        get, set_ = client.get, client.set
+
+        def write() -> None:
+            get(key)
+            set_(key, RAW_VALUE)
+
+        return {"incr": write, "read": lambda: get(key)}
+
+    def memcached_ops() -> dict[str, Callable[[], None]]:
+        from pymemcache.client.base import Client
+
+        host, _, port = (memcached or "").rpartition(":")
+        client = Client((host, int(port)), no_delay=True, default_noreply=False)
+        key = "bench:raw"
+        client.set(key, RAW_VALUE)
+        get, set_ = client.get, client.set
+
+        def write() -> None:
+            get(key)
+            set_(key, RAW_VALUE, 1200)
+
+        return {"incr": write, "read": lambda: get(key)}
+
+    def sql_ops() -> dict[str, Callable[[], None]]:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(sqlite_url, isolation_level="AUTOCOMMIT")
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # the same pragmas satchel's store sets
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 5000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        meta = sa.MetaData()
+        table = sa.Table("raw", meta, sa.Column("key", sa.String(250), primary_key=True),
+                         sa.Column("data", sa.LargeBinary, nullable=False),
+                         sa.Column("version", sa.BigInteger, nullable=False))
+        meta.create_all(engine)
+        with engine.connect() as conn:
+            conn.execute(table.delete())
+            conn.execute(table.insert().values(key="k", data=RAW_VALUE, version=1))
+        select = sa.select(table.c.data, table.c.version).where(table.c.key == "k")
+        update = table.update().where(table.c.key == "k").values(data=RAW_VALUE, version=table.c.version + 1)
+
+        def write() -> None:
+            with engine.connect() as conn:
+                conn.execute(select).all()
+                conn.execute(update)
+
+        def read_() -> None:
+            with engine.connect() as conn:
+                conn.execute(select).all()
+
+        return {"incr": write, "read": read_}
+
+    out.append(Contender("raw-redis", "raw", "redis", "raw redis-py GET (+SET)", counter="redis",
+                         unavailable=None if redis_url else "no Redis server reachable"))
+    out[-1].build = redis_ops
+    out.append(Contender("raw-memcached", "raw", "memcached", "raw pymemcache get (+set)", counter="memcached",
+                         unavailable=None if memcached else "no memcached server reachable"))
+    out[-1].build = memcached_ops
+    out.append(Contender("raw-sql", "raw", "sql", "raw SQLAlchemy SELECT (+UPDATE)", counter="sql"))
+    out[-1].build = sql_ops
+    return out
