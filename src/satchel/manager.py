@@ -14,8 +14,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from . import cookies
@@ -46,34 +44,13 @@ MOVED_MARKER_TTL = 60
 #: How often the record count behind ``max_records`` is refreshed from the store.
 COUNT_REFRESH_SECONDS = 5.0
 OUTAGE_LOG_SECONDS = 5.0
+#: Conditional writes of one session in a process take turns on one of these locks,
+#: so they conflict only with other processes. Sessions sharing a stripe take turns too.
+WRITE_LOCK_STRIPES = 256
 
 
 class _Moved(Exception):
     """The id was moved by ``regenerate_id``; the old record is a marker."""
-
-
-class _KeyLocks:
-    """A lock per key, kept only while some thread holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key) or (threading.Lock(), 0)
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                users = self._locks[key][1] - 1
-                if users:
-                    self._locks[key] = (lock, users)
-                else:
-                    del self._locks[key]
 
 
 class SessionManager:
@@ -97,7 +74,11 @@ class SessionManager:
         self._outage_logged_at = -OUTAGE_LOG_SECONDS
         # Conditional writes of one session in this process take turns, so they
         # conflict only with other processes' writes, never with each other.
-        self._write_locks = _KeyLocks()
+        self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
+
+    def _write_lock(self, key: str) -> threading.Lock:
+        """The lock this process's writes of ``key`` take turns on (one of a fixed set)."""
+        return self._write_locks[hash(key) % WRITE_LOCK_STRIPES]
 
     def _outage_log(self, level: int, message: str, exc: Exception) -> None:
         """Log an outage at most once per OUTAGE_LOG_SECONDS: not a line per request."""
@@ -300,7 +281,7 @@ class SessionManager:
         old_key = store_key(self._id(session))
         base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
         current = Body(dict(session), session._flash, session._csrf, session.user_id)
-        with self._write_locks.hold(old_key):
+        with self._write_lock(old_key):
             version = session.version
             for attempt in range(self.settings.merge_retries + 1):
                 if self.store.save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version):
@@ -365,7 +346,7 @@ class SessionManager:
         state, and what it held is left in ``session._claimed``.
         """
         key = store_key(self._id(session))
-        with self._write_locks.hold(key):
+        with self._write_lock(key):
             return self._update_locked(session, key, body, now, pop_queue)
 
     def _update_locked(

@@ -37,6 +37,10 @@ class PyramidSession(Session):
 
 
 _COMMITTED = "satchel.committed"
+_TWEEN_PASSED = "satchel.tween_passed"
+# The session this request opened. Kept in the environ rather than found through
+# ``request.session``: tools such as the debug toolbar replace that property.
+_SESSION = "satchel.pyramid_session"
 
 
 class SatchelSessionFactory:
@@ -51,14 +55,20 @@ class SatchelSessionFactory:
         self.manager = manager
         self.webtest_varname = manager.settings.webtest_varname
         self.save_on_exception = manager.settings.cookie_on_exception
+        #: Set by the tween: it commits, so no response callback is needed.
+        self.tween_commits = False
 
     def __call__(self, request: Request) -> Session:
         session = self.manager.open_request(request.environ.get("HTTP_COOKIE"))
+        request.environ[_SESSION] = session
         if self.webtest_varname:
             testing = request.environ.get("paste.testing_variables")
             if testing is not None:
                 testing[self.webtest_varname] = session
-        request.add_response_callback(self._callback)
+        if not self.tween_commits or request.environ.get(_TWEEN_PASSED):
+            # No tween, or code above it (another tween, a toolbar) opened the
+            # session after the tween committed: a response callback commits.
+            request.add_response_callback(self._callback)
         return session
 
     def commit(self, request: Request, response: Response) -> None:
@@ -66,7 +76,7 @@ class SatchelSessionFactory:
         if request.environ.get(_COMMITTED):
             return
         request.environ[_COMMITTED] = True
-        session = request.__dict__.get("session")
+        session = request.environ.get(_SESSION)
         if not isinstance(session, Session):
             return
         _vary(response)
@@ -91,15 +101,18 @@ def session_tween_factory(handler: Handler, registry: Any) -> Handler:
     factory = registry.queryUtility(ISessionFactory)
     if not isinstance(factory, SatchelSessionFactory):
         return handler
+    factory.tween_commits = True
 
     def session_tween(request: Request) -> Response:
         try:
             response = handler(request)
         except Exception:
-            if factory.save_on_exception and "session" in request.__dict__:
+            request.environ[_TWEEN_PASSED] = True
+            if factory.save_on_exception and _SESSION in request.environ:
                 _commit_after_error(request, factory)
             raise
-        if "session" in request.__dict__:
+        request.environ[_TWEEN_PASSED] = True
+        if _SESSION in request.environ:
             factory.commit(request, response)
         return response
 
@@ -107,8 +120,15 @@ def session_tween_factory(handler: Handler, registry: Any) -> Handler:
 
 
 def _vary(response: Response) -> None:
+    headers = response.headerlist
+    for name, _ in headers:
+        if name.lower() == "vary":
+            break
+    else:  # the common case: no Vary yet, so no parsing
+        headers.append(("Vary", "Cookie"))
+        return
     vary = response.vary or ()
-    if "Cookie" not in vary:
+    if "Cookie" not in vary and "*" not in vary:
         response.vary = (*vary, "Cookie")
 
 
@@ -119,7 +139,7 @@ def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> Non
     header is added by a response callback.
     """
     request.environ[_COMMITTED] = True
-    session = request.__dict__["session"]
+    session = request.environ[_SESSION]
     try:
         headers = factory.manager.commit(session, secure_request=request.scheme == "https")
     except Exception:
