@@ -33,6 +33,7 @@ from contract import StoreContract, new_key
 from satchel.errors import StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
+from satchel.stores.base import Record
 from satchel.stores.redis import RedisClusterStore, RedisStore
 from services import REDIS_CLUSTER_PORTS, REDIS_URL, need, need_port
 
@@ -142,12 +143,47 @@ def test_every_record_gets_a_server_side_ttl(shared: tuple[RedisStore, redis.Red
     assert record is not None and record.expires_at is not None
     assert 55 < record.expires_at - time.time() <= 60
     assert store.touch(key, 600) and 60_000 < client.pttl(name) <= 600_000
+    record = store.load(key)
+    assert record is not None and record.expires_at is not None
+    assert 595 < record.expires_at - time.time() <= 600, "touch moves the expiry load reports"
     assert store.touch(key, None) and client.pttl(name) == -1
     assert store.touch(key, None), "a record without expiry is still there"
     record = store.load(key)
     assert record is not None and record.expires_at is None
     assert store.save(key, b"y", 30, record.version)
     assert 0 < client.pttl(name) <= 30_000
+
+
+def test_touch_never_creates_a_record(shared: tuple[RedisStore, redis.Redis]) -> None:
+    store, client = shared
+    key = new_key()
+    name = store.key_prefix + key
+    assert store.touch(key, 60) is False and store.touch(key, None) is False
+    assert client.exists(name) == 0
+    store.save(key, b"x", 60, None)
+    assert store.touch(key, 0), "the record was there"
+    assert client.exists(name) == 0, "a TTL of 0 expires it, leaving nothing behind"
+
+
+def test_record_without_expiry_field_still_loads(shared: tuple[RedisStore, redis.Redis]) -> None:
+    """Records written before the hash held ``e``: no expiry reported, so the session
+    manager renews them by rewriting, and the rewrite (or a touch) adds ``e``."""
+    store, client = shared
+    key = new_key()
+    name = store.key_prefix + key
+    client.hset(name, mapping={"v": "0123456789abcdef", "d": b"old format"})
+    client.pexpire(name, 60_000)
+    record = store.load(key)
+    assert record == Record(b"old format", "0123456789abcdef", None)
+    assert store.save(key, b"rewritten", 120, record.version)
+    record = store.load(key)
+    assert record is not None and record.data == b"rewritten" and record.expires_at is not None
+    assert 115 < record.expires_at - time.time() <= 120 and 0 < client.pttl(name) <= 120_000
+    client.hdel(name, "e")
+    assert store.touch(key, 300)
+    record = store.load(key)
+    assert record is not None and record.expires_at is not None
+    assert 295 < record.expires_at - time.time() <= 300
 
 
 def test_record_deleted_and_created_again_refuses_old_version(shared: tuple[RedisStore, redis.Redis]) -> None:
@@ -322,9 +358,9 @@ def test_load_is_one_round_trip(counted: tuple[RedisStore, ServerCounts]) -> Non
     store.save(key, b"data", 60, None)
     seen = counts.during(lambda: store.load(key))
     assert seen.reads == 1
-    assert seen.commands == Counter(hmget=1, pttl=1)  # one pipeline
+    assert seen.commands == Counter(hmget=1)  # version, data and expiry in one command
     seen = counts.during(lambda: store.load(new_key()))
-    assert (seen.reads, seen.commands) == (1, Counter(hmget=1, pttl=1))
+    assert (seen.reads, seen.commands) == (1, Counter(hmget=1))
 
 
 def test_save_is_one_evalsha(counted: tuple[RedisStore, ServerCounts]) -> None:
@@ -342,14 +378,17 @@ def test_save_is_one_evalsha(counted: tuple[RedisStore, ServerCounts]) -> None:
     assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, hget=1))
 
 
-def test_touch_is_one_pexpire(counted: tuple[RedisStore, ServerCounts]) -> None:
+def test_touch_is_one_evalsha(counted: tuple[RedisStore, ServerCounts]) -> None:
     store, counts = counted
     key = new_key()
     store.save(key, b"data", 60, None)
+    # The TTL and the expiry field "e" that load reads, set together by one script.
     seen = counts.during(lambda: store.touch(key, 120))
-    assert (seen.reads, seen.commands) == (1, Counter(pexpire=1))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, pexpire=1, hset=1))
     seen = counts.during(lambda: store.touch(key, None))
-    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, exists=1, persist=1))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, exists=1, persist=1, hset=1))
+    seen = counts.during(lambda: store.touch(new_key(), 120))  # a missing record
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, pexpire=1))
 
 
 def test_delete_is_one_del(counted: tuple[RedisStore, ServerCounts]) -> None:
@@ -367,6 +406,15 @@ def test_forgotten_script_costs_one_script_load(counted: tuple[RedisStore, Serve
     # EVALSHA answered NOSCRIPT, SCRIPT LOAD, EVALSHA again.
     assert seen.reads == 3
     assert seen.commands == Counter({"evalsha": 2, "script|load": 1, "hget": 1, "hset": 1, "pexpire": 1})
+    key = new_key()
+    store.save(key, b"data", 60, None)
+    counts.client.script_flush()
+    seen = counts.during(lambda: store.touch(key, 120))
+    assert seen.reads == 3
+    assert seen.commands == Counter({"evalsha": 2, "script|load": 1, "pexpire": 1, "hset": 1})
+    # Save and touch share the script: it is loaded again once, not once each.
+    seen = counts.during(lambda: store.save(new_key(), b"data", 60, None))
+    assert (seen.reads, seen.commands["script|load"]) == (1, 0)
 
 
 # -- outages --------------------------------------------------------------------------

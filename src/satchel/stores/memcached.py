@@ -2,6 +2,9 @@
 
 Keys are spread over the servers by rendezvous hashing (pymemcache's
 ``RendezvousHash``, so a key lands where pymemcache's ``HashClient`` puts it).
+That hash runs murmur3 in pure Python once per server, so each key's server is
+remembered (up to ``ROUTE_CACHE_SIZE`` keys, least recently used first out);
+with one server there is nothing to choose.
 ``HashClient`` itself is not used: while a server fails it answers some calls
 with a default value (a load finds nothing, a create looks like a conflict) and
 then moves the server's keys to the others, so stale records can come back
@@ -14,6 +17,7 @@ stored there can vanish. Choose redis or sql where that matters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -34,6 +38,8 @@ DEFAULT_PORT = 11211
 #: memcached reads a larger expiry as an absolute Unix time.
 MAX_RELATIVE_EXPIRY = 30 * 24 * 3600
 MAX_KEY_BYTES = 250
+#: Keys whose server the store remembers: about 14 MB when full (64-hex-digit keys).
+ROUTE_CACHE_SIZE = 65536
 #: Leaves room for "#" and a SHA-256 hex digest within MAX_KEY_BYTES.
 PREFIX_PATTERN = re.compile(r"[!-~]{0,185}")
 SERVER_PATTERN = re.compile(
@@ -174,6 +180,11 @@ class MemcachedStore(Store):
             for address, endpoint in zip(addresses, endpoints, strict=True)
         }
         self._ring = RendezvousHash(nodes=list(addresses))
+        # The server of each key: fixed, since the server list never changes.
+        self._only: _Server | None = None
+        if len(self._servers) == 1:
+            (self._only,) = self._servers.values()
+        self._route: Callable[[str], _Server] = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(self._find_server)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
@@ -193,10 +204,13 @@ class MemcachedStore(Store):
             full = f"{self.key_prefix}#{hashlib.sha256(key.encode()).hexdigest()}"
         return full
 
+    def _find_server(self, name: str) -> _Server:
+        return self._servers[self._ring.get_node(name)]
+
     def _call(self, key: str, command: Callable[[Client, str], T]) -> T:
         """Run one command for ``key`` on its server, turning driver errors into satchel's."""
         name = self.server_key(key)
-        server = self._servers[self._ring.get_node(name)]
+        server = self._only or self._route(name)
         try:
             return server.run(lambda client: command(client, name))
         except self._unreachable as exc:

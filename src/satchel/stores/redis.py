@@ -1,22 +1,30 @@
 """Redis and Redis Cluster stores, one network round trip per operation.
 
-Each record is one hash, ``key_prefix + key`` -> ``{v: version, d: data}``, and
-its lifetime is the key's own TTL: the server expires records (nothing to
-purge), and in a cluster a whole record lives in one slot.
+Each record is one hash, ``key_prefix + key`` -> ``{v: version, d: data, e:
+expiry}``, and its lifetime is the key's own TTL: the server expires records
+(nothing to purge), and in a cluster a whole record lives in one slot. ``e``
+repeats the TTL as an absolute time (Unix milliseconds, empty for none) that
+``load`` can read along with the data; the script below sets it and the TTL
+together, atomically.
 
-- ``load`` pipelines HMGET (version, data) and PTTL without a transaction: one
-  round trip, two of the cheapest commands Redis has. A Lua script doing the
-  same is one command too, but costs the server several times the CPU and
-  copies the data through Lua.
+- ``load`` is one HMGET (version, data, expiry): one command, one round trip.
+  A record written before ``e`` existed loads with ``expires_at=None``, so the
+  session manager renews it by rewriting it, which adds ``e``.
 - ``save`` is one EVALSHA of a script that compares the version, writes the
   data with a new random version and sets the TTL, atomically. Versions are
   random tokens, not counters, so a record deleted and created again never
-  repeats a version a stale writer may still hold. The first call after the
-  server forgot its scripts (a restart) costs one more round trip: redis-py's
-  ``Script`` answers NOSCRIPT with SCRIPT LOAD and runs it again.
-- ``touch`` is one PEXPIRE; without a TTL it is one EVALSHA (EXISTS + PERSIST),
-  because PERSIST alone cannot tell a record without expiry from a missing one.
+  repeats a version a stale writer may still hold.
+- ``touch`` is one EVALSHA of the same script: PEXPIRE and the new ``e``
+  (without a TTL, EXISTS + PERSIST, because PERSIST alone cannot tell a record
+  without expiry from a missing one).
+- The first EVALSHA after the server forgot its scripts (a restart) costs one
+  more round trip: NOSCRIPT is answered with SCRIPT LOAD and the EVALSHA sent
+  again. Save and touch share the script, so that happens once, not twice.
 - ``delete`` is one DEL.
+
+``e`` is computed from the writing client's clock, as ``expires_at`` always
+was (from the reading client's clock and PTTL); only the renewal schedule
+depends on it, never whether a record still exists.
 
 A server that cannot be reached raises :class:`StoreUnavailable` (an error
 answer :class:`StoreError`) naming the store and its address. redis-py
@@ -25,6 +33,7 @@ reconnects on the next call, so a store keeps working once the server is back.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -42,7 +51,6 @@ try:
     from redis import exceptions as rx
     from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
-    from redis.commands.core import Script
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise StoreUnavailable('the redis stores need redis-py: pip install "satchel[redis]"', "redis") from exc
@@ -56,29 +64,41 @@ DEFAULT_TIMEOUT = 2.0
 #: Attempts a cluster client makes across a topology change (failover, resharding).
 CLUSTER_RETRIES = 3
 
-# KEYS[1] the record; ARGV new version, data, TTL in ms ("" for none)
-# [, expected version: absent when the record must not exist yet].
-SAVE_SCRIPT = """
-local current = redis.call('HGET', KEYS[1], 'v')
-if #ARGV == 3 then
+# One script for both writes, so one SCRIPT LOAD after a restart serves both.
+# KEYS[1] the record; ARGV what to do, TTL in ms, expiry as Unix ms (both "" for none),
+# then for "save": new version, data[, expected version: absent when the record
+# must not exist yet]. "touch" never creates the record: "e" is written only to
+# a record that exists and outlives the command (PEXPIRE to 0 or less deletes it).
+SCRIPT = """
+local key, ttl, expires = KEYS[1], ARGV[2], ARGV[3]
+if ARGV[1] == 'touch' then
+  if ttl == '' then
+    if redis.call('EXISTS', key) == 0 then return 0 end
+    redis.call('PERSIST', key)
+  elseif redis.call('PEXPIRE', key, ttl) == 0 then
+    return 0
+  elseif tonumber(ttl) <= 0 then
+    return 1
+  end
+  redis.call('HSET', key, 'e', expires)
+  return 1
+end
+local current = redis.call('HGET', key, 'v')
+if #ARGV == 5 then
   if current then return 0 end
-elseif current ~= ARGV[4] then
+elseif current ~= ARGV[6] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
-if ARGV[3] == '' then
-  redis.call('PERSIST', KEYS[1])
+redis.call('HSET', key, 'v', ARGV[4], 'd', ARGV[5], 'e', expires)
+if ttl == '' then
+  redis.call('PERSIST', key)
 else
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', key, ttl)
 end
 return 1
 """
-
-PERSIST_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('PERSIST', KEYS[1])
-return 1
-"""
+#: What SCRIPT LOAD answers for SCRIPT; EVALSHA names the script by it.
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode(), usedforsecurity=False).hexdigest()
 
 # Errors meaning "the server is not there (right now)", as opposed to an error answer.
 UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -95,12 +115,46 @@ def _glob_escape(text: str) -> str:
 
 
 class _Bound:
-    """A client with the scripts registered on it, built on first use."""
+    """The client, built on first use."""
+
+    __slots__ = ("client",)
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.save: Script = client.register_script(SAVE_SCRIPT)
-        self.persist: Script = client.register_script(PERSIST_SCRIPT)
+
+
+def _run_script(client: Client, name: str, *args: Any) -> Any:
+    """Run SCRIPT on the record ``name``: one EVALSHA, plus SCRIPT LOAD and a second
+    EVALSHA when the server does not know the script (after a restart or SCRIPT FLUSH).
+
+    Called directly rather than through redis-py's ``Script``, which imports
+    ``Pipeline`` on every call. Sending the EVALSHA again is safe: NOSCRIPT means
+    the script did not run.
+    """
+    try:
+        return client.evalsha(SCRIPT_SHA, 1, name, *args)
+    except rx.NoScriptError:
+        client.script_load(SCRIPT)
+        return client.evalsha(SCRIPT_SHA, 1, name, *args)
+
+
+def _expiry(ttl: int | None) -> tuple[int | str, int | str]:
+    """The TTL in ms and the absolute expiry in Unix ms, as SCRIPT takes them ("" for none)."""
+    if ttl is None:
+        return "", ""
+    ms = ttl * 1000
+    return ms, time.time_ns() // 1_000_000 + ms
+
+
+def _expires_at(expires: bytes | None) -> float | None:
+    """``e`` as a Unix time; None for no expiry, and for a record written before ``e``
+    existed (or with an unreadable one): the session manager then renews by rewriting."""
+    if not expires:
+        return None
+    try:
+        return int(expires) / 1000
+    except ValueError:
+        return None
 
 
 class _RedisBase(Store):
@@ -146,32 +200,26 @@ class _RedisBase(Store):
     def load(self, key: str) -> Record | None:
         name = self._key(key)
         with self._guard("load"):
-            pipe = self._server().client.pipeline(transaction=False)
-            pipe.hmget(name, "v", "d")
-            pipe.pttl(name)
-            (version, data), pttl = pipe.execute()
+            reply: list[Any] = self._server().client.hmget(name, "v", "d", "e")
+        version, data, expires = reply
         if version is None:
             return None
-        now = time.time()
-        # PTTL: -1 no expiry; -2 the key vanished between the two commands.
-        expires_at = None if pttl == -1 else now + max(pttl, 0) / 1000
-        return Record(data or b"", version.decode("ascii"), expires_at)
+        return Record(data or b"", version.decode("ascii"), _expires_at(expires))
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
         name = self._key(key)
-        args: list[Any] = [secrets.token_hex(8), bytes(data), "" if ttl is None else ttl * 1000]
+        ms, expires = _expiry(ttl)
+        args: tuple[Any, ...] = ("save", ms, expires, secrets.token_hex(8), bytes(data))
         if expected_version is not None:
-            args.append(expected_version)
+            args += (expected_version,)
         with self._guard("save"):
-            return bool(self._server().save(keys=[name], args=args))
+            return bool(_run_script(self._server().client, name, *args))
 
     def touch(self, key: str, ttl: int | None) -> bool:
         name = self._key(key)
+        ms, expires = _expiry(ttl)
         with self._guard("touch"):
-            server = self._server()
-            if ttl is None:
-                return bool(server.persist(keys=[name]))
-            return bool(server.client.pexpire(name, ttl * 1000))
+            return bool(_run_script(self._server().client, name, "touch", ms, expires))
 
     def delete(self, key: str) -> None:
         name = self._key(key)
