@@ -311,6 +311,26 @@ def test_sa_options_are_coerced_like_engine_from_config(tmp_path: Path) -> None:
         store.close()
 
 
+def test_own_engine_outside_autocommit_commits_every_write(tmp_path: Path) -> None:
+    """Only in autocommit mode does the store leave out its own transactions."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = SQLStore.from_settings(StoreSettings(type="sql", url=url, sa_options={"isolation_level": "SERIALIZABLE"}))
+    other = SQLStore.from_settings(StoreSettings(type="sql", url=url))
+    try:
+        key = new_key()
+        assert store.save(key, b"one", 60, None)
+        record = other.load(key)
+        assert record is not None and record.data == b"one"
+        assert store.save(key, b"two", 60, record.version)
+        assert store.touch(key, 120)
+        record = other.load(key)
+        assert record is not None and record.data == b"two"
+        assert record.expires_at is not None and record.expires_at > time.time() + 60
+    finally:
+        other.close()
+        store.close()
+
+
 def test_beaker_sa_url_is_accepted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = SQLStore.from_settings(StoreSettings(type="sql", sa_options={"url": url}))
@@ -435,3 +455,10 @@ def test_restart_between_requests_goes_unnoticed(private_postgres: PrivatePostgr
         assert store.save(key, b"after", 600, record.version)
     finally:
         store.close()
+
+
+def test_unknown_database_scheme_is_a_configuration_error() -> None:
+    from satchel.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="names no database"):
+        SQLStore.from_settings(StoreSettings(type="sql", url="bogus://somewhere/db"))
