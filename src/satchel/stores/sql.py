@@ -157,7 +157,7 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
     if memory:
         # One connection that every thread shares, so all of them see one database.
         defaults.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-    elif target.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in target.query:
+    elif driver in ("psycopg", "psycopg2") and "connect_timeout" not in target.query:
         defaults["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT}
     config = {"sqlalchemy.url": url, **{f"sqlalchemy.{k}": v for k, v in coerced.items()}}
     try:
