@@ -655,28 +655,45 @@ def strict_hash_client() -> type[Any]:
     return StrictHashClient
 
 
-class MemcachedMutex:
-    """A lock every process sees: memcached ``add`` (only one caller can create the key)."""
+class _ExpiringMutex:
+    """A lock every process sees: a key only one caller can create, expiring after
+    ``timeout`` so a creator that died never blocks it. Waiters poll with backoff."""
 
-    __slots__ = ("_client", "_key", "_timeout", "_token")
+    __slots__ = ("_key", "_timeout", "_token")
+    max_delay = 0.2
 
-    def __init__(self, client: Callable[[], Any], key: str, timeout: int) -> None:
-        self._client = client
+    def __init__(self, key: str, timeout: int) -> None:
         self._key = key
         self._timeout = timeout
         self._token = b""
+
+    def _create(self, token: bytes) -> bool:
+        raise NotImplementedError
 
     def acquire(self, wait: bool = True) -> bool:
         token = secrets.token_hex(8).encode("ascii")
         delay = 0.01
         while True:
-            if self._client().add(self._key, token, expire=self._timeout + 1, noreply=False):
+            if self._create(token):
                 self._token = token
                 return True
             if not wait:
                 return False
             time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, self.max_delay)
+
+
+class MemcachedMutex(_ExpiringMutex):
+    """The lock as a memcached ``add``."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Callable[[], Any], key: str, timeout: int) -> None:
+        super().__init__(key, timeout)
+        self._client = client
+
+    def _create(self, token: bytes) -> bool:
+        return bool(self._client().add(self._key, token, expire=self._timeout + 1, noreply=False))
 
     def release(self) -> None:
         client = self._client()
@@ -904,28 +921,17 @@ class FileCacheBackend(StoreCacheBackend):
         return LayeredMutex(FlockMutex(self.lock_dir / f"cache-{name}.lock"), self.wiring.guard)
 
 
-class StoreMutex:
-    """A lock every process sees, as a record created only if absent, with a TTL."""
+class StoreMutex(_ExpiringMutex):
+    """The lock as a store record created only if absent, with a TTL."""
 
-    __slots__ = ("_backend", "_key", "_timeout", "_token")
+    __slots__ = ("_backend",)
 
     def __init__(self, backend: StoreCacheBackend, key: str, timeout: int) -> None:
+        super().__init__(key, timeout)
         self._backend = backend
-        self._key = key
-        self._timeout = timeout
-        self._token = b""
 
-    def acquire(self, wait: bool = True) -> bool:
-        token = secrets.token_hex(8).encode("ascii")
-        delay = 0.01
-        while True:
-            if self._backend.store.save(self._key, token, self._timeout, None):
-                self._token = token
-                return True
-            if not wait:
-                return False
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+    def _create(self, token: bytes) -> bool:
+        return self._backend.store.save(self._key, token, self._timeout, None)
 
     def release(self) -> None:
         store = self._backend.store
