@@ -152,3 +152,100 @@ def test_merge_function_semantics() -> None:
     assert merged.data == {"a": 10, "c": 3, "d": 4}
     assert merged.flash == {"": ["m2", "x", "m3"]}
     assert merged.csrf == "t1"
+
+
+# -- found in review: flash claims, partial saves, moved sessions ------------------------------
+
+
+def test_own_flash_survives_a_pop_that_retries(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("old")
+    manager.commit(seed)
+    session, other = manager.open(cookie), manager.open(cookie)
+    other["y"] = 2
+    manager.commit(other)  # the pop below meets a conflict and retries
+    session.flash("saved!")
+    assert session.pop_flash() == ["old", "saved!"]
+    manager.commit(session)
+    assert manager.open(cookie).peek_flash() == []
+
+
+def test_pop_twice_in_one_request_keeps_new_messages(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("first", queue="error")
+    manager.commit(seed)
+    session = manager.open(cookie)
+    assert session.pop_flash("error") == ["first"]
+    session.flash("saved!")
+    assert session.pop_flash() == ["saved!"]
+    manager.commit(session)
+    assert manager.open(cookie).peek_flash() == []
+    assert manager.open(cookie).peek_flash("error") == []
+
+
+def test_pop_flash_does_not_save_the_views_other_changes(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("m")
+    manager.commit(seed)
+    session = manager.open(cookie)
+    session["paid"] = True
+    assert session.pop_flash() == ["m"]
+    # The view fails now and its session is not committed (cookie_on_exception = false).
+    stored = manager.open(cookie)
+    assert "paid" not in stored
+    assert stored.peek_flash() == []
+
+
+def test_messages_moved_by_a_login_elsewhere_are_not_shown_twice(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("Welcome back")
+    manager.commit(seed)
+    stale, login = manager.open(cookie), manager.open(cookie)
+    login.regenerate_id()
+    new_cookie = manager.commit(login)[0].split(";")[0].split("=", 1)[1]
+    assert stale.pop_flash() == []
+    assert manager.commit(stale) == []  # no cookie change that could undo the login's
+    assert manager.open(new_cookie).pop_flash() == ["Welcome back"]
+
+
+def test_old_cookie_after_a_login_gets_an_unsaved_session(manager: SessionManager) -> None:
+    cookie = started(manager, x=1)
+    login = manager.open(cookie)
+    login.regenerate_id()
+    manager.commit(login)
+    late = manager.open(cookie)
+    assert late.new and late.unsaved
+    late.get_csrf_token()  # a page with a form
+    assert manager.commit(late) == []
+
+
+def test_save_on_an_empty_new_session_stores_nothing(manager: SessionManager) -> None:
+    session = manager.open(None)
+    session.save()
+    session.changed()
+    assert manager.commit(session) == []
+    assert manager.store.count() == 0
+
+
+def test_a_failing_user_index_does_not_lose_the_login() -> None:
+    class IndexDown(MemoryStore):
+        def save(self, key: str, data: bytes, ttl: int | None, expected_version: Any) -> bool:
+            if key.startswith("u-"):
+                from satchel.errors import StoreUnavailable
+
+                raise StoreUnavailable("index unreachable", "memory", "here")
+            return super().save(key, data, ttl, expected_version)
+
+    manager = SessionManager(parse_session_settings({"session.secret": SECRET}), IndexDown())
+    cookie = started(manager, cart=["apple"])
+    login = manager.open(cookie)
+    login.regenerate_id()
+    login.bind_user("alice")
+    headers = manager.commit(login)
+    assert headers, "the new cookie still goes out"
+    new_cookie = headers[0].split(";")[0].split("=", 1)[1]
+    assert manager.open(new_cookie)["cart"] == ["apple"]

@@ -240,3 +240,14 @@ def test_absurd_durations_are_refused_not_crashed(option: str) -> None:
     # Found by the long fuzz run: a huge number overflowed datetime.timedelta.
     with pytest.raises(ConfigurationError, match="at most"):
         parse(**{option: 86400000000000})
+
+
+def test_encrypt_key_on_a_server_side_store_warns() -> None:
+    parsed = parse(encrypt_key="e" * 8 + "0123456789abcdefghijklmnopqrstuv")
+    assert any("not encrypted" in w for w in parsed.warnings)
+
+
+def test_max_cookies_is_bounded_by_what_can_be_read_back() -> None:
+    assert parse(max_cookies="64").max_cookies == 64
+    with pytest.raises(ConfigurationError, match="at most 64"):
+        parse(max_cookies="70")

@@ -29,7 +29,7 @@ from .codecs import (
     split_record,
     store_key,
 )
-from .errors import BadData, SessionConflict, StoreUnavailable
+from .errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from .session import Session
 from .settings import SessionSettings
 from .stores import Store, open_store
@@ -104,9 +104,12 @@ class SessionManager:
         try:
             loaded = self._load(session_id)
         except _Moved:
-            # A request that started before a login on another tab: no session,
-            # and no cookie deletion that could overtake the new cookie.
-            return self.session_class()
+            # A request that carries the cookie from before a login in another tab:
+            # an empty session that is never saved, so neither a new cookie nor a
+            # deletion can overtake the one the login sent.
+            session = self.session_class()
+            session.unsaved = True
+            return session
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
@@ -173,7 +176,7 @@ class SessionManager:
 
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
-        if session.store_unavailable:
+        if session.unsaved:
             # The visitor's stored session may be intact: keep their cookie.
             return []
         try:
@@ -192,10 +195,14 @@ class SessionManager:
         if session.user_id != old_user or (session.user_id is not None and session.id != old_id):
             new_key = store_key(session.id) if session.id is not None and session.user_id else None
             old_key = store_key(old_id) if old_id is not None else None
-            if old_user is not None and (old_user != session.user_id or session.id != old_id):
-                self._index_update(old_user, add=None, remove=old_key)
-            if session.user_id is not None and new_key is not None:
-                self._index_update(session.user_id, add=new_key, remove=None)
+            try:
+                if old_user is not None and (old_user != session.user_id or session.id != old_id):
+                    self._index_update(old_user, add=None, remove=old_key)
+                if session.user_id is not None and new_key is not None:
+                    self._index_update(session.user_id, add=new_key, remove=None)
+            except (StoreUnavailable, StoreError) as exc:
+                # The session itself is saved: its cookie must still go out.
+                log.warning("could not update a user's session index (%s)", exc)
             session._loaded_user = session.user_id
         return header
 
@@ -206,7 +213,7 @@ class SessionManager:
         body = encode_body(dict(session), session._flash, session._csrf, session.user_id)
         cookie = self.settings.cookie
         if session.id is None:
-            if body == EMPTY_BODY and not session._dirty:
+            if body == EMPTY_BODY:  # save() or changed() on an empty session stores nothing
                 if session.had_cookie:
                     return cookies.delete_cookie_header(cookie, secure_request)
                 return None
@@ -219,8 +226,11 @@ class SessionManager:
                 return cookies.delete_cookie_header(cookie, secure_request)
             return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
         if session._dirty or body != session._loaded_body:
-            if not self._update(session, body, now):
-                return cookies.delete_cookie_header(cookie, secure_request)
+            try:
+                if not self._update(session, body, now):
+                    return cookies.delete_cookie_header(cookie, secure_request)
+            except _Moved:
+                return None  # the browser's new cookie, from the login, must stay
             if self._resend_on_renew:
                 return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
             return None
@@ -329,48 +339,77 @@ class SessionManager:
         self.store.save(key, encode_record(session.created, now, body), ttl, session.version)
 
     def claim_flash(self, session: Session, queue: str) -> list[Any]:
-        """Pop a flash queue with an immediate conditional write.
+        """Pop a flash queue with an immediate conditional write of the stored record.
 
-        Returns the messages the store held in that queue at the moment of the
-        successful write, so of two concurrent requests only one gets each message.
+        Only the queue is taken out of the stored record; the view's other changes
+        are left for the end of the request. Returns what the store held in that
+        queue at the moment of the successful write, plus the messages this request
+        flashed itself, so of two concurrent requests only one gets each message.
         """
-        if not self._update(session, None, time.time(), pop_queue=queue):
-            return session._flash.pop(queue, [])
-        return session._claimed
+        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        own = _multiset_minus(session._flash.pop(queue, []), base.flash.get(queue, []))
+        key = store_key(self._id(session))
+        # From now on the queue counts as gone from what was loaded, so the end of
+        # the request neither writes its removal again nor brings it back.
+        remaining = {q: m for q, m in base.flash.items() if q != queue}
+        session._loaded_body = encode_body(base.data, remaining, base.csrf, base.user)
+        try:
+            stored = self._claim(session, key, base, queue)
+        except StoreUnavailable as exc:
+            if self.settings.on_store_error != "fresh":
+                raise
+            self._outage_log(logging.WARNING, "session store unavailable (%s); flash messages not claimed", exc)
+            stored = base.flash.get(queue, [])
+        return stored + own
 
-    def _update(self, session: Session, body: bytes | None, now: float, pop_queue: str | None = None) -> bool:
+    def _claim(self, session: Session, key: str, base: Body, queue: str) -> list[Any]:
+        created, version, latest = session.created, session.version, base
+        with self._write_lock(key):
+            for attempt in range(self.settings.merge_retries + 1):
+                if attempt:
+                    record = self.store.load(key)
+                    if record is None or record.data == MOVED_MARKER:
+                        return []  # invalidated, or moved (with its messages) to a new id
+                    try:
+                        created, _, latest_bytes = split_record(record.data)
+                        latest = decode_body(latest_bytes)
+                    except BadData:
+                        return []
+                    version = record.version
+                claimed = latest.flash.get(queue, [])
+                if not claimed:
+                    return []
+                flash = {q: m for q, m in latest.flash.items() if q != queue}
+                body = encode_body(latest.data, flash, latest.csrf, latest.user)
+                if self.store.save(
+                    key, encode_record(created, time.time(), body), self._ttl(session, time.time()), version
+                ):
+                    return claimed
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise SessionConflict("the session kept changing while its flash messages were popped")
+
+    def _update(self, session: Session, body: bytes, now: float) -> bool:
         """Write the session conditionally; on a conflict merge this request's changes
-        into the latest record and try again. False when the session is gone.
-
-        With ``pop_queue`` the flash queue of that name is removed from the written
-        state, and what it held is left in ``session._claimed``.
-        """
+        into the latest record and try again. False when the session is gone."""
         key = store_key(self._id(session))
         with self._write_lock(key):
-            return self._update_locked(session, key, body, now, pop_queue)
+            return self._update_locked(session, key, body, now)
 
-    def _update_locked(
-        self, session: Session, key: str, body: bytes | None, now: float, pop_queue: str | None
-    ) -> bool:
+    def _update_locked(self, session: Session, key: str, body: bytes, now: float) -> bool:
         ttl = self._ttl(session, now)
-        if pop_queue is not None:
-            session._claimed = session._flash.get(pop_queue, [])
-            flash = {q: m for q, m in session._flash.items() if q != pop_queue}
-            body = encode_body(dict(session), flash, session._csrf, session.user_id)
-        else:
-            flash = session._flash
-        assert body is not None
         if self.store.save(key, encode_record(session.created, now, body), ttl, session.version):
-            session._flash = flash
             session._loaded_body, session._dirty = body, False
             return True
         base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
-        current = Body(dict(session), flash, session._csrf, session.user_id)
+        current = Body(dict(session), session._flash, session._csrf, session.user_id)
         for attempt in range(self.settings.merge_retries):
             record = self.store.load(key)
             if record is None:
-                log.info("session was invalidated or expired by another request; dropping this request's changes")
+                log.info("session was invalidated by another request; dropping this request's changes")
                 return False
+            if record.data == MOVED_MARKER:
+                log.info("session was moved to a new id by another request; dropping this request's changes")
+                raise _Moved
             try:
                 created, _, latest_bytes = split_record(record.data)
                 latest = decode_body(latest_bytes)
@@ -378,23 +417,20 @@ class SessionManager:
                 security_log.warning("stored session record became corrupt; dropping it")
                 return False
             merged = merge(base, current, latest)
-            if pop_queue is not None:
-                claimed = latest.flash.get(pop_queue, [])
-                merged.flash.pop(pop_queue, None)
             merged_body = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
-            if self.store.save(key, encode_record(created, now, merged_body), ttl, record.version):
+            # Nothing of this request's left to write (say, its own flash claim
+            # already took the queue out): the stored record is the result.
+            if merged_body == latest_bytes or self.store.save(
+                key, encode_record(created, now, merged_body), ttl, record.version
+            ):
                 dict.clear(session)
                 dict.update(session, merged.data)
                 session._flash, session._csrf, session.user_id = merged.flash, merged.csrf, merged.user
                 session._loaded_body, session._dirty = merged_body, False
-                if pop_queue is not None:
-                    session._claimed = claimed
                 return True
             time.sleep(random.uniform(0, 0.005 * 2**attempt))
         log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)
-        raise SessionConflict(
-            f"the session kept changing under this request ({self.settings.merge_retries} retries)"
-        )
+        raise SessionConflict(f"the session kept changing under this request ({self.settings.merge_retries} retries)")
 
     # -- a user's sessions ----------------------------------------------------------
 

@@ -24,7 +24,6 @@ class Session(dict[str, Any]):
     """
 
     __slots__ = (
-        "_claimed",
         "_csrf",
         "_dirty",
         "_flash",
@@ -40,6 +39,7 @@ class Session(dict[str, Any]):
         "invalidated_ids",
         "new",
         "store_unavailable",
+        "unsaved",
         "user_id",
         "version",
     )
@@ -78,6 +78,8 @@ class Session(dict[str, Any]):
         #: True when the store could not be reached and ``on_store_error = fresh``
         #: gave this empty stand-in: nothing in it will be saved.
         self.store_unavailable = store_unavailable
+        #: True for a stand-in session that is never saved (see the manager).
+        self.unsaved = store_unavailable
         #: The user this session belongs to, if the app said so with ``bind_user``;
         #: lets the app list and revoke all of a user's sessions.
         self.user_id = user_id
@@ -87,7 +89,6 @@ class Session(dict[str, Any]):
         self._flash: dict[str, list[Any]] = flash if flash is not None else {}
         #: Set by the manager for stored sessions: pops flash messages atomically.
         self._flash_claimer: Callable[[Session, str], list[Any]] | None = None
-        self._claimed: list[Any] = []
         self._csrf = csrf
         self._loaded_body = loaded_body
         self._dirty = False

@@ -47,6 +47,8 @@ UNSUPPORTED_TYPES = {
 }
 
 MIN_SECRET_LENGTH = 32
+#: Cookie mode reads chunk cookies name.1 .. name.63.
+MAX_COOKIES = 64
 MIN_SECRET_DISTINCT = 8
 NEVER = "never"
 
@@ -277,11 +279,6 @@ class SessionSettings:
     def client_side(self) -> bool:
         return self.store.type == "cookie"
 
-    @property
-    def record_ttl(self) -> int | None:
-        """How long a stored record lives without being renewed."""
-        return self.timeout if self.timeout is not None else self.absolute_timeout
-
 
 # -- parsing --------------------------------------------------------------------
 
@@ -324,7 +321,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "key_prefix": as_str,
     "max_records": uncommented(lambda v, k: as_int(v, k, minimum=1)),
     "merge_retries": uncommented(lambda v, k: as_int(v, k, minimum=0)),
-    "max_cookies": uncommented(lambda v, k: as_int(v, k, minimum=1)),
+    "max_cookies": uncommented(lambda v, k: as_int(v, k, minimum=1, maximum=MAX_COOKIES)),
     "bind": lambda v, k: v,
     "on_store_error": uncommented(as_str),
 }
@@ -456,6 +453,11 @@ def parse_session_settings(
     check_secret(secrets, secret_key)
     encrypt_keys = values.get("encrypt_key", ())
     check_secret(encrypt_keys, shown + "encrypt_key")
+    if encrypt_keys and store_type != "cookie":
+        warnings.append(
+            f"{shown}encrypt_key encrypts cookie sessions (type = cookie) only: records in the "
+            f"{store_type} store are not encrypted; protect the store itself"
+        )
 
     timeout = values.get("timeout", 1200)
     absolute = values.get("absolute_timeout")
