@@ -59,3 +59,29 @@ def test_a_damaged_record_loads_as_undecodable_bytes(tmp_path: Path) -> None:
     record = store.load(key)
     assert record is not None and record.data == b"garbage without header"
     assert store.save(key, b"new", 60, record.version) is True
+
+
+def test_longest_keys_can_be_written(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    key = "k" * 250
+    assert store.save(key, b"x", 60, None)
+    record = store.load(key)
+    assert record is not None and record.data == b"x"
+
+
+def test_data_dir_removed_under_the_store_is_recreated(tmp_path: Path) -> None:
+    import shutil
+
+    store = FileStore(tmp_path / "data", tmp_path / "lock")
+    shutil.rmtree(tmp_path / "data")
+    assert store.save(new_key(), b"x", 60, None)
+
+
+def test_os_errors_become_store_errors(tmp_path: Path) -> None:
+    from satchel.errors import StoreError
+
+    store = FileStore(tmp_path / "data")
+    key = new_key()
+    store._path(key).mkdir(parents=True)  # a directory where the record should be
+    with pytest.raises(StoreError):
+        store.delete(key)

@@ -76,7 +76,10 @@ class FileStore(Store):
         except OSError as exc:
             raise StoreUnavailable(f"file store cannot open its lock file: {exc}", self.name, str(path)) from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise StoreError(f"file store cannot lock {path}: {exc}") from exc
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
@@ -118,9 +121,11 @@ class FileStore(Store):
             return True
 
     def _write(self, path: Path, content: bytes, expires_at: float) -> None:
-        path.parent.mkdir(exist_ok=True, mode=0o700)
-        temp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
+        # A short random name: ".tmp-" plus a 250-character key would pass the
+        # file-name limit. Purging recognises leftovers by the prefix.
+        temp = path.with_name(f".tmp-{secrets.token_hex(8)}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 view = memoryview(content)
@@ -150,6 +155,8 @@ class FileStore(Store):
                 os.utime(path, (expires_at, expires_at))
             except FileNotFoundError:
                 return False
+            except OSError as exc:
+                raise StoreError(f"file store cannot touch {path}: {exc}") from exc
             return True
 
     def delete(self, key: str) -> None:
@@ -159,6 +166,8 @@ class FileStore(Store):
                 path.unlink()
             except FileNotFoundError:
                 pass
+            except OSError as exc:
+                raise StoreError(f"file store cannot delete {path}: {exc}") from exc
 
     # -- housekeeping ---------------------------------------------------------
 
@@ -173,6 +182,12 @@ class FileStore(Store):
             yield from os.scandir(shard.path)
 
     def purge_expired(self) -> int:
+        try:
+            return self._purge_expired()
+        except OSError as exc:
+            raise StoreError(f"file store cannot purge {self.data_dir}: {exc}") from exc
+
+    def _purge_expired(self) -> int:
         removed = 0
         now = time.time()
         for entry in self._entries():
