@@ -412,3 +412,35 @@ def test_sessions_purge_on_a_self_expiring_store(capsys: pytest.CaptureFixture[s
     )
     code, out, _ = run(capsys, "sessions", "purge", str(ini))
     assert (code, out) == (0, "the redis store expires sessions itself: nothing to purge\n")
+
+
+def test_sessions_count_does_not_create_a_missing_sql_table(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from apps import SECRET
+
+    db = tmp_path / "s.db"
+    ini = write(
+        tmp_path / "app.ini",
+        f"[app:main]\nsession.secret = {SECRET}\nsession.type = ext:database\n"
+        f"session.url = sqlite:///{db}\nsession.table_name = typo_sessions\n",
+    )
+    code, _, err = run(capsys, "sessions", "count", str(ini))
+    assert code == 1 and "typo_sessions does not exist" in err
+    engine = sa.create_engine(f"sqlite:///{db}")
+    assert not sa.inspect(engine).has_table("typo_sessions")
+    engine.dispose()
+
+
+def test_check_and_clear_do_not_create_a_missing_cache_dir(
+    capsys: pytest.CaptureFixture[str], ini: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-cache"
+    write(ini, ini.read_text() + f"cache.regions = short\ncache.type = file\ncache.data_dir = {missing}\n")
+    code, out, _ = run(capsys, "check", str(ini))
+    assert code == 1 and "does not exist" in out
+    code, _, err = run(capsys, "cache", "clear", "short", str(ini))
+    assert code == 1 and "does not exist" in err
+    assert not missing.exists()

@@ -27,7 +27,7 @@ from . import __version__, cookies
 from .codecs import Signer, decode_body, split_record, store_key
 from .errors import BadData, SatchelError
 from .inifile import IniSection, find_section, section_settings
-from .settings import SESSION_PREFIXES, SessionSettings, parse_session_settings
+from .settings import SESSION_PREFIXES, SessionSettings, StoreSettings, parse_session_settings
 from .stores import Store, open_store
 
 T = TypeVar("T")
@@ -126,7 +126,44 @@ def _open_store(parsed: SessionSettings, purpose: str) -> Store:
     if parsed.store.type == "file" and data_dir and not Path(data_dir).is_dir():
         # Opening the file store would create it; an empty new directory would hide a typo.
         raise CommandError(f"session.data_dir {data_dir} does not exist (has the application run with this file?)")
+    if parsed.store.type == "sql":
+        _require_table(parsed.store)
     return open_store(parsed.store)
+
+
+def _require_table(store: StoreSettings) -> None:
+    """Opening the SQL store would create its table; a new empty table would hide a typo."""
+    import sqlalchemy as sa
+
+    from .stores.sql import create_engine
+
+    options = dict(store.sa_options)
+    url = store.url or options.pop("url", None)
+    engine = store.engine if store.engine is not None else create_engine(str(url), options, store.address)
+    try:
+        exists = sa.inspect(engine).has_table(store.table_name, schema=store.schema_name)
+    except sa.exc.SQLAlchemyError as exc:
+        raise CommandError(f"cannot reach the sql store at {store.address}: {exc}") from exc
+    finally:
+        if store.engine is None:
+            engine.dispose()
+    if not exists:
+        raise CommandError(
+            f"session.table_name {store.table_name} does not exist at {store.address} "
+            "(has the application run with this file?)"
+        )
+
+
+def _missing_cache_dirs(settings: Mapping[str, Any]) -> list[str]:
+    """File regions whose data_dir does not exist: building them would create it."""
+    from .cache.settings import parse_cache_settings
+
+    regions = parse_cache_settings(settings).regions
+    return [
+        f"cache region {name}: data_dir {config.data_dir} does not exist (has the application run with this file?)"
+        for name, config in sorted(regions.items())
+        if config.type == "file" and config.data_dir and not Path(config.data_dir).is_dir()
+    ]
 
 
 def _regions_from_settings() -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
@@ -203,6 +240,11 @@ def _check_cache(settings: Mapping[str, Any]) -> bool:
         _out(f"error: {exc}")
         return True
     try:
+        missing = _missing_cache_dirs(settings)
+        if missing:
+            for problem in missing:
+                _out(f"error: {problem}")
+            return True
         with _settings_warnings() as warnings:
             regions = build(settings)
     except SatchelError as exc:
@@ -368,6 +410,9 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     if not _has(settings, CACHE_PREFIXES):
         raise CommandError(f"[{section.name}] in {section.path} has no cache.* settings")
     build = _regions_from_settings()
+    missing = _missing_cache_dirs(settings)
+    if missing:
+        raise CommandError(missing[0])
     with _settings_warnings():
         regions = build(settings)
     try:
