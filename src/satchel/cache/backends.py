@@ -176,6 +176,13 @@ class Guard:
         )
 
 
+def _blind(*keys: str) -> None:
+    """Mark keys whose read failed or was skipped: their values must not be stored."""
+    for key in keys:
+        if isinstance(key, GenKey):
+            key.blind = True
+
+
 class GuardProxy(ProxyBackend):
     """Keeps a region working while its server is down: misses, skipped writes, a warning."""
 
@@ -185,14 +192,17 @@ class GuardProxy(ProxyBackend):
     def get_serialized(self, key: str) -> SerializedReturnType:
         guard = self.guard
         if guard.down_until and guard.closed():
+            _blind(key)
             return NO_VALUE
         try:
             value = self.proxied.get_serialized(key)
         except guard.unavailable as exc:
             guard.failed(exc, "read")
+            _blind(key)
             return NO_VALUE
         except guard.refused as exc:
             guard.refused_(exc, "read")
+            _blind(key)
             return NO_VALUE
         if guard.failing:
             guard.recovered()
@@ -202,14 +212,17 @@ class GuardProxy(ProxyBackend):
         keys = list(keys)
         guard = self.guard
         if guard.down_until and guard.closed():
+            _blind(*keys)
             return [NO_VALUE] * len(keys)
         try:
             values = self.proxied.get_serialized_multi(keys)
         except guard.unavailable as exc:
             guard.failed(exc, "read")
+            _blind(*keys)
             return [NO_VALUE] * len(keys)
         except guard.refused as exc:
             guard.refused_(exc, "read")
+            _blind(*keys)
             return [NO_VALUE] * len(keys)
         if guard.failing:
             guard.recovered()
@@ -217,6 +230,8 @@ class GuardProxy(ProxyBackend):
 
     def set_serialized(self, key: str, value: bytes) -> None:
         guard = self.guard
+        if getattr(key, "blind", False):
+            return  # not written: so nothing to learn about the backend from it
         if guard.down_until and guard.closed():
             return
         try:
@@ -293,6 +308,13 @@ class LayeredMutex(CacheMutex):
             self._local.release()
             self._holder.held = False
             return True
+        except guard.refused as exc:
+            # Refused (out of memory, an error answer): compute uncached, as reads and
+            # writes do on the same refusal, rather than fail the application's request.
+            guard.refused_(exc, "lock")
+            self._local.release()
+            self._holder.held = False
+            return True
         except BaseException:
             self._local.release()
             raise
@@ -326,7 +348,7 @@ class LayeredMutex(CacheMutex):
             return True
         try:
             return bool(self._shared.locked())
-        except self._guard.unavailable:
+        except self._guard.failures:
             return False
 
 
@@ -460,6 +482,7 @@ class Generations:
         gen = self._generation(record)
         if isinstance(key, GenKey):
             key.gen = gen
+            key.blind = False
         return self._unstamp(raw, gen)
 
     def get_serialized_multi(self, keys: Iterable[str]) -> Sequence[SerializedReturnType]:
@@ -472,16 +495,21 @@ class Generations:
         for key, raw in zip(keys, raws, strict=True):
             if isinstance(key, GenKey):
                 key.gen = gen
+                key.blind = False
             values.append(self._unstamp(raw, gen))
         return values
 
     def set_serialized(self, key: str, value: bytes) -> None:
+        if getattr(key, "blind", False):
+            return  # the generation before the creator ran is unknown: serve it uncached
         gen = getattr(key, "gen", None) or self.current_generation()
         self._write(key, gen + b"|" + value)
 
     def set_serialized_multi(self, mapping: Mapping[str, bytes]) -> None:
         current: bytes | None = None
         for key, value in mapping.items():
+            if getattr(key, "blind", False):
+                continue
             gen = getattr(key, "gen", None)
             if gen is None:
                 current = current or self.current_generation()
@@ -792,10 +820,31 @@ class StoreCacheBackend(Generations, BytesBackend):
         store = self._store
         if store is None:
             with self._store_lock:
-                if self._store is None:
-                    self._store = self._open()
                 store = self._store
+                if store is None:
+                    store = self._store = self._connect()
         return store
+
+    def _connect(self) -> Store:
+        """Open the store, under ``_store_lock``: one thread connects, the others wait.
+
+        The threads that waited while the database did not answer do not each try
+        again (one connect timeout after another): the failure closes the guard, and
+        while it is closed they fail at once.
+        """
+        guard = self.wiring.guard
+        if guard.closed():
+            raise StoreUnavailable(
+                f"cache region {guard.region}: {guard.kind} at {guard.address} failed moments ago",
+                guard.kind,
+                guard.address,
+            )
+        try:
+            return self._open()
+        except guard.unavailable:
+            if guard.retry_interval:
+                guard.down_until = time.monotonic() + guard.retry_interval
+            raise
 
     def _load(self, key: str) -> bytes | None:
         record = self.store.load(key)
@@ -804,8 +853,17 @@ class StoreCacheBackend(Generations, BytesBackend):
     def _write(self, key: str, data: bytes) -> None:
         store = self.store
         current = store.load(key)
-        # A conflict means another process stored the value meanwhile: keep theirs.
+        # The write replaces what is stored, even a value stamped with the current
+        # generation: that one may have expired or been soft-invalidated (both are
+        # decided by its creation time, within the generation), and keeping it would
+        # make every caller compute the value again. The version only settles a race:
+        # if another process stored a value between the load and this save, the save
+        # fails and their value (as fresh as this one) stays.
         store.save(key, data, self.ttl, None if current is None else current.version)
+
+    def reclaim(self) -> int:
+        """Delete expired values and lock records (old-generation values expire after ``server_ttl``)."""
+        return self.store.purge_expired()
 
     def _remove(self, key: str) -> None:
         self.store.delete(key)
@@ -959,7 +1017,7 @@ class SQLCacheBackend(StoreCacheBackend):
             url=config.url,
             table_name=config.table_name,
             schema_name=config.schema_name,
-            sa_options=dict(config.sa_options),
+            sa_options=_cache_sa_options(config.url, config.sa_options),
             engine=config.engine,
         )
         return SQLStore.from_settings(settings)
@@ -969,6 +1027,22 @@ class SQLCacheBackend(StoreCacheBackend):
 
         name = f"{self.wiring.config.key_prefix}{self.wiring.config.name}.lock:{hashed(key)}"
         return LayeredMutex(StoreMutex(self, name, self.wiring.config.lock_timeout), self.wiring.guard)
+
+
+#: Seconds a cache region waits to connect to PostgreSQL (the session store waits longer):
+#: a cache that cannot be reached is skipped, and requests should not wait on it.
+SQL_CONNECT_TIMEOUT = 2
+
+
+def _cache_sa_options(url: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The region's ``sa.*`` options, with a short connect timeout unless the settings set one."""
+    chosen = dict(options)
+    if not url or "connect_args" in chosen or "connect_timeout" in url:
+        return chosen
+    scheme = url.partition("://")[0].lower()
+    if scheme.startswith("postgres") and scheme.partition("+")[2] in ("", "psycopg", "psycopg2"):
+        chosen["connect_args"] = {"connect_timeout": SQL_CONNECT_TIMEOUT}
+    return chosen
 
 
 def sql_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:

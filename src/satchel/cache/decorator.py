@@ -8,7 +8,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from dogpile.cache.region import CacheRegion
 
-from .keys import KeyMaker, hashed, text
+from .keys import GenKey, KeyMaker, hashed, text
 from .regions import get_region
 from .settings import DEFAULT_KEY_LENGTH
 
@@ -83,9 +83,18 @@ def cache_region(
             target.delete(key_for(args, kwargs))
 
         def refresh(*args: P.args, **kwargs: P.kwargs) -> R:
-            value = func(*args, **kwargs)
             key = keys(args, kwargs)
-            target.set(key if len(key) <= target.satchel_key_length else hashed(key), value)
+            stored: str = key if len(key) <= target.satchel_key_length else hashed(key)
+            mangler = target.key_mangler
+            if mangler is not None:
+                stored = mangler(stored)
+                if isinstance(stored, GenKey):
+                    # Read the generation *before* the function runs, as get_or_create
+                    # does: a value computed while the region is invalidated is then
+                    # stamped with the old generation (or, if the read fails, not stored).
+                    target.backend.get_serialized(stored)
+            value = func(*args, **kwargs)
+            target.set(stored, value)  # the mangler passes a GenKey through unchanged
             return value
 
         def key(*args: Any, **kwargs: Any) -> str:

@@ -155,9 +155,15 @@ class GenKey(str):
     creator ran, to its write: the value is stamped with the generation that was
     current *before* it was computed, so a value computed from data that an
     invalidation made stale never looks current.
+
+    ``blind`` is set when that read failed or was skipped (the backend is down,
+    or refused): the generation before the creator ran is unknown, so the value
+    is served but not stored (stamping it with the generation read afterwards
+    could make a value computed from stale data look current).
     """
 
     gen: bytes | None = None
+    blind: bool = False
 
 
 class ServerMangler:
@@ -174,6 +180,8 @@ class ServerMangler:
         self.safe = safe
 
     def __call__(self, key: str) -> GenKey:
+        if type(key) is GenKey:  # mangled already (a refresh reads, then sets, one key)
+            return key
         if type(key) is not str:
             key = str(key)
         if (
