@@ -7,15 +7,12 @@ each other's values, generations or locks on the shared servers.
 from __future__ import annotations
 
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need, need_port
+from _servers import RedisServer as RedisServer
+from _servers import free_port as free_port
+from services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need_port
 
 FIELD_BLOCK = {
     "cache.regions": "default_term, second, short_term, long_term",
@@ -82,56 +79,3 @@ def server_settings(kind: str, tmp_path: Path, expire: int | None = 60, **extra:
     return settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A throw-away redis-server on a free port, started, killed and restarted by a test."""
-
-    def __init__(self, workdir: Path) -> None:
-        need(shutil.which("redis-server") is not None, "the redis-server program")
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, "redis-server exited at start"
-                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None

@@ -11,12 +11,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -29,13 +25,14 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from _servers import RedisServer, free_port
 from contract import StoreContract, new_key
 from satchel.errors import StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
 from satchel.stores.base import Record
 from satchel.stores.redis import RedisClusterStore, RedisStore
-from services import REDIS_CLUSTER_PORTS, REDIS_URL, need, need_port
+from services import REDIS_CLUSTER_PORTS, REDIS_URL, need_port
 
 #: How long one call may take while the server is down or frozen (the stores'
 #: socket timeouts are 2 s).
@@ -226,66 +223,6 @@ def test_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
 
 
 # -- private servers ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A throw-away redis-server this module starts, stops and restarts itself."""
-
-    def __init__(self, workdir: Path) -> None:
-        need(shutil.which("redis-server") is not None, "the redis-server program")
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis(port=self.port, socket_timeout=1) as client:
-                    client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                assert self.process.poll() is None, "redis-server exited at start"
-                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # in case a test froze it
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signum)
 
 
 @pytest.fixture
