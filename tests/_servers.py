@@ -85,11 +85,17 @@ class Reply:
         return None
 
 
-def get(port: int, path: str, params: Mapping[str, Any] | None = None, cookie: str | None = None) -> Reply:
+def get(
+    port: int,
+    path: str,
+    params: Mapping[str, Any] | None = None,
+    cookie: str | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> Reply:
     """One GET on a new connection, with the session cookie when given."""
     if params:
         path = f"{path}?{urlencode(params)}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {"Cookie": f"{COOKIE_NAME}={cookie}"} if cookie else {}
         connection.request("GET", path, headers=headers)

@@ -28,7 +28,6 @@ processes are never restarted. Then:
 from __future__ import annotations
 
 import functools
-import http.client
 import random
 import threading
 import time
@@ -37,17 +36,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
 from _servers import (
     BASE_SETTINGS,
-    COOKIE_NAME,
     AppServer,
     PrivateMemcached,
     PrivateRedis,
     Reply,
+    get,
     private_postgres,
     wait_until,
 )
@@ -79,18 +77,8 @@ def owner(index: int) -> str:
 
 
 def fetch(port: int, path: str, params: Mapping[str, Any] | None = None, cookie: str | None = None) -> Reply:
-    """One GET on a new connection (as ``_servers.get``, with a shorter timeout)."""
-    if params:
-        path = f"{path}?{urlencode(params)}"
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
-    try:
-        headers = {"Cookie": f"{COOKIE_NAME}={cookie}"} if cookie else {}
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        body = response.read()
-        return Reply(response.status, body, response.headers.get_all("Set-Cookie") or [])
-    finally:
-        connection.close()
+    """One GET on a new connection, with this file's shorter timeout."""
+    return get(port, path, params, cookie, timeout=HTTP_TIMEOUT)
 
 
 # -- the store's server -------------------------------------------------------------------
