@@ -80,6 +80,21 @@ class SessionManager:
         """The lock this process's writes of ``key`` take turns on (one of a fixed set)."""
         return self._write_locks[hash(key) % WRITE_LOCK_STRIPES]
 
+    def _cookie(self, session: Session, secure_request: bool) -> str:
+        return cookies.set_cookie_header(self.settings.cookie, self.signer.sign(self._id(session)), secure_request)
+
+    def _latest(self, key: str) -> tuple[Any, float, bytes, Body] | None:
+        """The stored record under ``key`` decoded, for a merge: (record, created, body
+        bytes, body); None when it is gone. Raises _Moved for a moved session and
+        BadData for a record that cannot be decoded."""
+        record = self.store.load(key)
+        if record is None:
+            return None
+        if record.data == MOVED_MARKER:
+            raise _Moved
+        created, _, body_bytes = split_record(record.data)
+        return record, created, body_bytes, decode_body(body_bytes)
+
     def _outage_log(self, level: int, message: str, exc: Exception) -> None:
         """Log an outage at most once per OUTAGE_LOG_SECONDS: not a line per request."""
         clock = time.monotonic()
@@ -192,25 +207,29 @@ class SessionManager:
         old_id = session.id if session.id is not None else next(iter(session.invalidated_ids[-1:]), None)
         old_user = session._loaded_user
         header = self._write(session, secure_request)
-        if session.user_id != old_user or (session.user_id is not None and session.id != old_id):
-            new_key = store_key(session.id) if session.id is not None and session.user_id else None
-            old_key = store_key(old_id) if old_id is not None else None
-            try:
-                if old_user is not None and (old_user != session.user_id or session.id != old_id):
-                    self._index_update(old_user, add=None, remove=old_key)
-                if session.user_id is not None and new_key is not None:
-                    self._index_update(session.user_id, add=new_key, remove=None)
-            except (StoreUnavailable, StoreError) as exc:
-                # The session itself is saved: its cookie must still go out.
-                log.warning("could not update a user's session index (%s)", exc)
-            session._loaded_user = session.user_id
+        user = session.user_id
+        if user == old_user and session.id == old_id:
+            return header
+        old_key = store_key(old_id) if old_id is not None else None
+        new_key = store_key(session.id) if session.id is not None else None
+        try:
+            if old_user is not None and old_user != user:
+                self._index_update(old_user, add=None, remove=old_key)
+            if user is not None:
+                # Same user under a new id (a login's regenerate_id): one index write.
+                self._index_update(user, add=new_key, remove=old_key if old_user == user else None)
+        except (StoreUnavailable, StoreError) as exc:
+            # The session itself is saved: its cookie must still go out.
+            log.warning("could not update a user's session index (%s)", exc)
+        session._loaded_user = user
         return header
 
     def _write(self, session: Session, secure_request: bool) -> str | None:
         now = time.time()
         for old_id in session.invalidated_ids:
             self.store.delete(store_key(old_id))
-        body = encode_body(dict(session), session._flash, session._csrf, session.user_id)
+        # The session is a dict: encoded as it is, without a copy.
+        body = encode_body(session, session._flash, session._csrf, session.user_id)
         cookie = self.settings.cookie
         if session.id is None:
             if body == EMPTY_BODY:  # save() or changed() on an empty session stores nothing
@@ -220,11 +239,11 @@ class SessionManager:
             if not self._room_for_new_session():
                 return None
             self._create(session, body, now)
-            return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+            return self._cookie(session, secure_request)
         if session._regenerate:
             if not self._move(session, body, now):
                 return cookies.delete_cookie_header(cookie, secure_request)
-            return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+            return self._cookie(session, secure_request)
         if session._dirty or body != session._loaded_body:
             try:
                 if not self._update(session, body, now):
@@ -232,12 +251,12 @@ class SessionManager:
             except _Moved:
                 return None  # the browser's new cookie, from the login, must stay
             if self._resend_on_renew:
-                return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+                return self._cookie(session, secure_request)
             return None
         if self._renewal_due(session, now):
             self._renew(session, body, now)
             if self._resend_on_renew:
-                return cookies.set_cookie_header(cookie, self.signer.sign(self._id(session)), secure_request)
+                return self._cookie(session, secure_request)
         return None
 
     @staticmethod
@@ -289,24 +308,24 @@ class SessionManager:
         False when the session was invalidated meanwhile.
         """
         old_key = store_key(self._id(session))
-        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        base = _loaded(session)
         current = Body(dict(session), session._flash, session._csrf, session.user_id)
         with self._write_lock(old_key):
             version = session.version
             for attempt in range(self.settings.merge_retries + 1):
                 if self.store.save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version):
                     break
-                record = self.store.load(old_key)
-                if record is None or record.data == MOVED_MARKER:
+                try:
+                    found = self._latest(old_key)
+                except (_Moved, BadData):
+                    found = None
+                if found is None:
                     log.info("session was invalidated or moved by another request during regenerate_id")
                     return False
-                try:
-                    latest = decode_body(split_record(record.data)[2])
-                except BadData:
-                    return False
+                record, _, _, latest = found
                 current = merge(base, current, latest)
                 base, version = latest, record.version
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                _backoff(attempt)
             else:
                 raise SessionConflict("the session kept changing while its id was regenerated")
         merged = encode_body(current.data, current.flash, current.csrf, current.user)
@@ -346,7 +365,7 @@ class SessionManager:
         queue at the moment of the successful write, plus the messages this request
         flashed itself, so of two concurrent requests only one gets each message.
         """
-        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        base = _loaded(session)
         own = _multiset_minus(session._flash.pop(queue, []), base.flash.get(queue, []))
         key = store_key(self._id(session))
         # From now on the queue counts as gone from what was loaded, so the end of
@@ -367,14 +386,13 @@ class SessionManager:
         with self._write_lock(key):
             for attempt in range(self.settings.merge_retries + 1):
                 if attempt:
-                    record = self.store.load(key)
-                    if record is None or record.data == MOVED_MARKER:
-                        return []  # invalidated, or moved (with its messages) to a new id
                     try:
-                        created, _, latest_bytes = split_record(record.data)
-                        latest = decode_body(latest_bytes)
-                    except BadData:
-                        return []
+                        found = self._latest(key)
+                    except (_Moved, BadData):
+                        found = None
+                    if found is None:
+                        return []  # invalidated, or moved (with its messages) to a new id
+                    record, created, _, latest = found
                     version = record.version
                 claimed = latest.flash.get(queue, [])
                 if not claimed:
@@ -385,7 +403,7 @@ class SessionManager:
                     key, encode_record(created, time.time(), body), self._ttl(session, time.time()), version
                 ):
                     return claimed
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                _backoff(attempt)
         raise SessionConflict("the session kept changing while its flash messages were popped")
 
     def _update(self, session: Session, body: bytes, now: float) -> bool:
@@ -400,22 +418,18 @@ class SessionManager:
         if self.store.save(key, encode_record(session.created, now, body), ttl, session.version):
             session._loaded_body, session._dirty = body, False
             return True
-        base = decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+        base = _loaded(session)
         current = Body(dict(session), session._flash, session._csrf, session.user_id)
         for attempt in range(self.settings.merge_retries):
-            record = self.store.load(key)
-            if record is None:
-                log.info("session was invalidated by another request; dropping this request's changes")
-                return False
-            if record.data == MOVED_MARKER:
-                log.info("session was moved to a new id by another request; dropping this request's changes")
-                raise _Moved
             try:
-                created, _, latest_bytes = split_record(record.data)
-                latest = decode_body(latest_bytes)
+                found = self._latest(key)  # _Moved: moved to a new id by another request
             except BadData:
                 security_log.warning("stored session record became corrupt; dropping it")
                 return False
+            if found is None:
+                log.info("session was invalidated by another request; dropping this request's changes")
+                return False
+            record, created, latest_bytes, latest = found
             merged = merge(base, current, latest)
             merged_body = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
             # Nothing of this request's left to write (say, its own flash claim
@@ -428,7 +442,7 @@ class SessionManager:
                 session._flash, session._csrf, session.user_id = merged.flash, merged.csrf, merged.user
                 session._loaded_body, session._dirty = merged_body, False
                 return True
-            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+            _backoff(attempt)
         log.error("session %s: %d conflicting writes in a row, giving up", key[:12], self.settings.merge_retries)
         raise SessionConflict(f"the session kept changing under this request ({self.settings.merge_retries} retries)")
 
@@ -436,6 +450,8 @@ class SessionManager:
 
     def _index_update(self, user_id: str, add: str | None, remove: str | None) -> None:
         """Add or remove one session key in the user's index record (conditional writes)."""
+        if add is None and remove is None:
+            return
         key = user_index_key(user_id)
         for _ in range(self.settings.merge_retries + 1):
             record = self.store.load(key)
@@ -500,6 +516,16 @@ class SessionManager:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _loaded(session: Session) -> Body:
+    """The body the session was loaded with (empty for a new one)."""
+    return decode_body(session._loaded_body) if session._loaded_body else Body({}, {}, None)
+
+
+def _backoff(attempt: int) -> None:
+    """Jittered exponential wait before the next conditional-write attempt."""
+    time.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
 def user_index_key(user_id: str) -> str:
