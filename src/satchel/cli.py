@@ -27,12 +27,11 @@ from . import __version__, cookies
 from .codecs import Signer, decode_body, split_record, store_key
 from .errors import BadData, SatchelError
 from .inifile import IniSection, find_section, section_settings
-from .settings import SESSION_PREFIXES, SessionSettings, StoreSettings, parse_session_settings
+from .settings import CACHE_PREFIXES, SESSION_PREFIXES, SessionSettings, StoreSettings, parse_session_settings
 from .stores import Store, open_store
 
 T = TypeVar("T")
 
-CACHE_PREFIXES = ("cache.", "beaker.cache.")
 #: Stores whose server drops expired records on its own.
 SELF_EXPIRING = ("redis", "rediscluster", "memcached")
 #: Seconds a purge runs before the progress line appears.

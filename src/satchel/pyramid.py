@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from .manager import SessionManager, build_manager
 from .session import Session
-from .settings import SessionSettings, parse_session_settings
+from .settings import CACHE_PREFIXES, SESSION_PREFIXES, SessionSettings, parse_session_settings
 from .stores import Store
 
 log = logging.getLogger("satchel")
@@ -154,8 +154,6 @@ def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> Non
     request.add_response_callback(add_header)
 
 
-SESSION_MARKERS = ("session.", "beaker.session.")
-CACHE_MARKERS = ("cache.", "beaker.cache.")
 
 
 def includeme(config: Any) -> None:
@@ -165,8 +163,8 @@ def includeme(config: Any) -> None:
     may use only the cache), and the other way round.
     """
     settings = config.get_settings()
-    if any(name.startswith(SESSION_MARKERS) for name in settings):
+    if any(name.startswith(SESSION_PREFIXES) for name in settings):
         config.set_session_factory(session_factory_from_settings(settings))
         config.add_tween("satchel.pyramid.session_tween_factory", under=EXCVIEW)
-    if any(name.startswith(CACHE_MARKERS) for name in settings):
+    if any(name.startswith(CACHE_PREFIXES) for name in settings):
         config.include("satchel.cache")

@@ -21,6 +21,7 @@ from .errors import ConfigurationError
 log = logging.getLogger("satchel.settings")
 
 SESSION_PREFIXES = ("session.", "beaker.session.")
+CACHE_PREFIXES = ("cache.", "beaker.cache.")
 
 # Beaker's type names (with and without ``ext:``) mapped to satchel's store names.
 STORE_ALIASES = {

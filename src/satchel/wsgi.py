@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigurationError
 from .manager import SessionManager, build_manager
 from .session import Session
-from .settings import SESSION_OPTIONS, SESSION_PREFIXES, SessionSettings, as_bool, as_str, parse_session_settings
+from .settings import (
+    CACHE_PREFIXES,
+    SESSION_OPTIONS,
+    SESSION_PREFIXES,
+    SessionSettings,
+    as_bool,
+    as_str,
+    parse_session_settings,
+)
 from .stores import Store
 
 if TYPE_CHECKING:
@@ -264,7 +272,6 @@ class SessionMiddleware:
 
 #: The middleware's own options in a ``[filter:...]`` section.
 FILTER_OPTIONS: dict[str, Callable[[Any, str], Any]] = {"environ_key": as_str, "beaker_alias": as_bool}
-_CACHE_PREFIXES = ("cache.", "beaker.cache.")
 
 
 def _option_name(key: str) -> str | None:
@@ -290,7 +297,7 @@ def filter_settings(
             settings[key] = value
         elif key in FILTER_OPTIONS:
             options[key] = FILTER_OPTIONS[key](value, key)
-        elif key.startswith(_CACHE_PREFIXES):
+        elif key.startswith(CACHE_PREFIXES):
             raise ConfigurationError(
                 f"{key}: the satchel filter configures sessions only; cache settings belong "
                 "to the application's own section",

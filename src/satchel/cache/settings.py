@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..settings import (
+    CACHE_PREFIXES,
     Coercer,
     _unknown,
     as_bool,
@@ -30,7 +31,6 @@ from ..settings import (
 
 log = logging.getLogger("satchel.settings")
 
-CACHE_PREFIXES = ("cache.", "beaker.cache.")
 
 #: Beaker's type names mapped to the backend satchel builds for them.
 CACHE_TYPES = {
