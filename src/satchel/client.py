@@ -373,17 +373,16 @@ class ClientSessionManager(SessionManager):
     ) -> None:
         if store is not None:
             raise ConfigurationError("session.type = cookie keeps no server-side store; do not pass one")
-        self.settings = settings
-        self.store = NoStore()
+        super().__init__(settings, NoStore(), session_class)
         if settings.timeout is None and settings.absolute_timeout is None:
             log.warning(
                 "session.type = cookie without session.timeout or session.absolute_timeout: "
                 "a session cookie, and every copy of it, is accepted for ever"
             )
         name = settings.cookie.name
+        # Bound to the cookie name, and never valid as a server-side session id.
         self.signer = Signer(settings.secrets, context=CONTEXT + name.encode("ascii") + b"|")
         self.session_class = client_session_class(session_class)
-        self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
         self.sealer: _Sealer
         if settings.encrypt_keys:
             self.sealer = _EncryptedSealer(settings.encrypt_keys, CONTEXT + name.encode("ascii") + b"|E")
