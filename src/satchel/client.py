@@ -642,7 +642,9 @@ class ClientSessionManager(SessionManager):
         if isinstance(session, ClientSession):
             seen, count, cached = session._chunks_seen, session._chunk_count, session._packed
             session._packed = None
-        body = self._body(session)
+        loaded = session._loaded_body
+        # Unchanged since the cookie was read: its body, without encoding the session again.
+        body = loaded if loaded is not None and session._unchanged() else self._body(session)
         if body == EMPTY_BODY and not session._dirty:
             # Nothing to keep: an empty session needs no cookie, and one it had goes.
             headers = [self._delete(k, secure_request) for k in seen]

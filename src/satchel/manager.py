@@ -47,6 +47,13 @@ OUTAGE_LOG_SECONDS = 5.0
 #: Conditional writes of one session in a process take turns on one of these locks,
 #: so they conflict only with other processes. Sessions sharing a stripe take turns too.
 WRITE_LOCK_STRIPES = 256
+#: Flat records (no list or dict values, no flash messages) decoded recently, by their
+#: bytes: loading one again copies its values instead of parsing the header and JSON.
+DECODED_RECORDS = 4096
+DECODED_RECORD_MAX_BYTES = 2048
+#: Cookie values whose signature verified, with their id and store key: a browser
+#: sends the same value on every request, and checking it again would find the same.
+VERIFIED_COOKIES = 4096
 
 
 class _Moved(Exception):
@@ -75,6 +82,10 @@ class SessionManager:
         # Conditional writes of one session in this process take turns, so they
         # conflict only with other processes' writes, never with each other.
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
+        # signed cookie value -> (session id, store key), for values that verified
+        self._verified: dict[str, tuple[str, str]] = {}
+        # record bytes -> (created, accessed, body bytes, data, csrf, user) of flat records
+        self._decoded: dict[bytes, tuple[float, float, bytes, dict[str, Any], str | None, str | None]] = {}
 
     def _write_lock(self, key: str) -> threading.Lock:
         """The lock this process's writes of ``key`` take turns on (one of a fixed set)."""
@@ -112,12 +123,18 @@ class SessionManager:
         """The session the cookie names, or a fresh one (never adopting the client's id)."""
         if not cookie_value:
             return self.session_class()
-        session_id = self.signer.unsign(cookie_value)
-        if session_id is None:
-            security_log.warning("session cookie with a bad signature; starting a new session")
-            return self.session_class(had_cookie=True)
+        verified = self._verified.get(cookie_value)
+        if verified is None:
+            session_id = self.signer.unsign(cookie_value)
+            if session_id is None:
+                security_log.warning("session cookie with a bad signature; starting a new session")
+                return self.session_class(had_cookie=True)
+            verified = (session_id, store_key(session_id))
+            if len(self._verified) >= VERIFIED_COOKIES:
+                self._verified.clear()
+            self._verified[cookie_value] = verified
         try:
-            loaded = self._load(session_id)
+            loaded = self._load(*verified)
         except _Moved:
             # A request that carries the cookie from before a login in another tab:
             # an empty session that is never saved, so neither a new cookie nor a
@@ -136,48 +153,73 @@ class SessionManager:
         """The stored session for a verified id, or None; reading never writes,
         except to remove a record that is corrupt or past its absolute lifetime."""
         try:
-            return self._load(session_id, now)
+            return self._load(session_id, store_key(session_id), now)
         except _Moved:
             return None
 
-    def _load(self, session_id: str, now: float | None = None) -> Session | None:
-        key = store_key(session_id)
+    def _load(self, session_id: str, key: str, now: float | None = None) -> Session | None:
         record = self.store.load(key)
         if record is None:
             return None
         if record.data == MOVED_MARKER:
             raise _Moved
         now = time.time() if now is None else now
-        try:
-            created, accessed, body_bytes = split_record(record.data)
-            body = decode_body(body_bytes)
-        except BadData as exc:
-            security_log.warning("stored session record is corrupt (%s); starting a new session", exc)
-            if self.settings.invalidate_corrupt:
-                self.store.delete(key)
-            return None
+        decoded = self._decoded.get(record.data)
+        if decoded is not None:
+            created, accessed, body_bytes, data, csrf, user = decoded
+            flash: dict[str, list[Any]] = {}
+        else:
+            try:
+                created, accessed, body_bytes = split_record(record.data)
+                body = decode_body(body_bytes)
+            except BadData as exc:
+                security_log.warning("stored session record is corrupt (%s); starting a new session", exc)
+                if self.settings.invalidate_corrupt:
+                    self.store.delete(key)
+                return None
+            data, flash, csrf, user = body.data, body.flash, body.csrf, body.user
+            if not flash:
+                self._remember(record.data, created, accessed, body_bytes, data, csrf, user)
         settings = self.settings
         if settings.absolute_timeout is not None and created + settings.absolute_timeout <= now:
             self.store.delete(key)
             return None
         if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
             return None
-        session = self.session_class(
-            body.data,
-            session_id=session_id,
-            new=False,
-            created=created,
-            accessed=accessed,
-            flash=body.flash,
-            csrf=body.csrf,
-            version=record.version,
-            loaded_body=body_bytes,
-            expires_at=record.expires_at,
-            had_cookie=True,
-            user_id=body.user,
+        # _stored copies ``data`` into the session: the remembered dict is never shared.
+        session = self.session_class._stored(
+            data, session_id, created, accessed, flash, csrf, user, record.version, body_bytes, record.expires_at
         )
         session._flash_claimer = self.claim_flash
+        session._key = (session_id, key)
         return session
+
+    def _remember(
+        self,
+        raw: bytes,
+        created: float,
+        accessed: float,
+        body_bytes: bytes,
+        data: dict[str, Any],
+        csrf: str | None,
+        user: str | None,
+    ) -> None:
+        """Keep a flat record's decoded values for its next load (see DECODED_RECORDS).
+
+        Only records whose values are all immutable (str, numbers, booleans, None)
+        and that hold no flash messages (the caller checks): a shallow copy of
+        those is a full copy.
+        """
+        if len(raw) > DECODED_RECORD_MAX_BYTES:
+            return
+        for value in data.values():
+            kind = type(value)
+            if kind is dict or kind is list:
+                return
+        cache = self._decoded
+        if len(cache) >= DECODED_RECORDS:
+            cache.clear()
+        cache[raw] = (created, accessed, body_bytes, dict(data), csrf, user)
 
     # -- committing ---------------------------------------------------------------
 
@@ -195,13 +237,49 @@ class SessionManager:
             # The visitor's stored session may be intact: keep their cookie.
             return []
         try:
-            header = self._commit(session, secure_request)
+            if (
+                session.id is not None
+                and not session._regenerate
+                and not session.invalidated_ids
+                and session.user_id == session._loaded_user
+            ):
+                # The common request: the session it loaded, under the same id and user.
+                header = self._save_loaded(session, secure_request)
+            else:
+                header = self._commit(session, secure_request)
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
             self._outage_log(logging.ERROR, "session store unavailable (%s); session changes are being lost", exc)
             return []
         return [] if header is None else [header]
+
+    def _save_loaded(self, session: Session, secure_request: bool) -> str | None:
+        """Commit a loaded session that keeps its id and user: write it if it changed,
+        renew it if that is due, else nothing (a read-only request encodes nothing)."""
+        loaded = session._loaded_body
+        if loaded is not None and session._unchanged():
+            if not self._renewal_due(session, time.time()):
+                return None
+            body = loaded
+        else:
+            # The session is a dict: encoded as it is, without a copy.
+            body = encode_body(session, session._flash, session._csrf, session.user_id)
+        now = time.time()
+        if session._dirty or body != loaded:
+            try:
+                if not self._update(session, body, now):
+                    return cookies.delete_cookie_header(self.settings.cookie, secure_request)
+            except _Moved:
+                return None  # the browser's new cookie, from the login, must stay
+            if self._resend_on_renew:
+                return self._cookie(session, secure_request)
+            return None
+        if self._renewal_due(session, now):
+            self._renew(session, body, now)
+            if self._resend_on_renew:
+                return self._cookie(session, secure_request)
+        return None
 
     def _commit(self, session: Session, secure_request: bool) -> str | None:
         old_id = session.id if session.id is not None else next(iter(session.invalidated_ids[-1:]), None)
@@ -228,9 +306,11 @@ class SessionManager:
         now = time.time()
         for old_id in session.invalidated_ids:
             self.store.delete(store_key(old_id))
+        cookie = self.settings.cookie
+        if session.id is not None and not session._regenerate:
+            return self._save_loaded(session, secure_request)
         # The session is a dict: encoded as it is, without a copy.
         body = encode_body(session, session._flash, session._csrf, session.user_id)
-        cookie = self.settings.cookie
         if session.id is None:
             if body == EMPTY_BODY:  # save() or changed() on an empty session stores nothing
                 if session.had_cookie:
@@ -244,20 +324,7 @@ class SessionManager:
             if not self._move(session, body, now):
                 return cookies.delete_cookie_header(cookie, secure_request)
             return self._cookie(session, secure_request)
-        if session._dirty or body != session._loaded_body:
-            try:
-                if not self._update(session, body, now):
-                    return cookies.delete_cookie_header(cookie, secure_request)
-            except _Moved:
-                return None  # the browser's new cookie, from the login, must stay
-            if self._resend_on_renew:
-                return self._cookie(session, secure_request)
-            return None
-        if self._renewal_due(session, now):
-            self._renew(session, body, now)
-            if self._resend_on_renew:
-                return self._cookie(session, secure_request)
-        return None
+        return self._save_loaded(session, secure_request)
 
     @staticmethod
     def _id(session: Session) -> str:
@@ -336,10 +403,11 @@ class SessionManager:
         return True
 
     def _renewal_due(self, session: Session, now: float) -> bool:
-        interval = self.settings.renew_interval
+        settings = self.settings
+        interval = settings.renew_interval
         if interval <= 0:
             return False
-        ttl = self._ttl(session, now)
+        ttl = settings.timeout if settings.absolute_timeout is None else self._ttl(session, now)
         if session.expires_at is not None and ttl is not None:
             last_renewal = session.expires_at - ttl
         else:
@@ -409,15 +477,21 @@ class SessionManager:
     def _update(self, session: Session, body: bytes, now: float) -> bool:
         """Write the session conditionally; on a conflict merge this request's changes
         into the latest record and try again. False when the session is gone."""
-        key = store_key(self._id(session))
-        with self._write_lock(key):
-            return self._update_locked(session, key, body, now)
+        cached = session._key
+        key = cached[1] if cached is not None and cached[0] is session.id else store_key(self._id(session))
+        settings = self.settings
+        ttl = settings.timeout if settings.absolute_timeout is None else self._ttl(session, now)
+        record = encode_record(session.created, now, body)
+        with self._write_locks[hash(key) % WRITE_LOCK_STRIPES]:
+            if self.store.save(key, record, ttl, session.version):
+                session._loaded_body, session._dirty = body, False
+                if not session._flash:  # the next request loads these very bytes
+                    self._remember(record, session.created, now, body, session, session._csrf, session.user_id)
+                return True
+            return self._merge_locked(session, key, ttl, now)
 
-    def _update_locked(self, session: Session, key: str, body: bytes, now: float) -> bool:
-        ttl = self._ttl(session, now)
-        if self.store.save(key, encode_record(session.created, now, body), ttl, session.version):
-            session._loaded_body, session._dirty = body, False
-            return True
+    def _merge_locked(self, session: Session, key: str, ttl: int | None, now: float) -> bool:
+        """After a conflict: merge into the latest record and write that, until it sticks."""
         base = _loaded(session)
         current = Body(dict(session), session._flash, session._csrf, session.user_id)
         for attempt in range(self.settings.merge_retries):

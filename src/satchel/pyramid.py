@@ -79,7 +79,13 @@ class SatchelSessionFactory:
         session = request.environ.get(_SESSION)
         if not isinstance(session, Session):
             return
-        _vary(response)
+        headers = response.headerlist
+        for name, _ in headers:
+            if name.lower() == "vary":
+                _vary(response)
+                break
+        else:  # the common case: no Vary yet, so no parsing
+            headers.append(("Vary", "Cookie"))
         if request.exception is not None and not self.save_on_exception:
             return
         for header in self.manager.commit(session, secure_request=request.scheme == "https"):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .codecs import encode_value, new_token
+from .codecs import SCALAR_TYPES, check_value, encode_value, new_token
 from .errors import NotSerializable
 
 
@@ -28,9 +28,11 @@ class Session(dict[str, Any]):
         "_dirty",
         "_flash",
         "_flash_claimer",
+        "_key",
         "_loaded_body",
         "_loaded_user",
         "_regenerate",
+        "_touched",
         "accessed",
         "created",
         "expires_at",
@@ -93,14 +95,80 @@ class Session(dict[str, Any]):
         self._loaded_body = loaded_body
         self._dirty = False
         self._regenerate = False
+        self._touched = False
+        #: (id, store key) once the manager has hashed the id.
+        self._key: tuple[str, str] | None = None
+
+    @classmethod
+    def _stored(
+        cls,
+        data: dict[str, Any],
+        session_id: str,
+        created: float,
+        accessed: float,
+        flash: dict[str, list[Any]],
+        csrf: str | None,
+        user_id: str | None,
+        version: Any,
+        loaded_body: bytes,
+        expires_at: float | None,
+    ) -> Session:
+        """A session loaded from a store: what ``__init__`` does, for the hot path
+        (no keyword parsing, no clock read)."""
+        self = cls.__new__(cls)
+        dict.update(self, data)
+        self.id, self.new, self.created, self.accessed = session_id, False, created, accessed
+        self.version, self.expires_at, self.had_cookie = version, expires_at, True
+        self.store_unavailable = self.unsaved = False
+        self.user_id = self._loaded_user = user_id
+        self.invalidated_ids = []
+        self._flash, self._flash_claimer, self._csrf = flash, None, csrf
+        self._loaded_body = loaded_body
+        self._dirty = self._regenerate = self._touched = False
+        self._key = None
+        return self
+
+    def _unchanged(self) -> bool:
+        """True when nothing can have changed since the load, without encoding.
+
+        Every write through the session's methods marks it touched; what is left
+        is a change made inside a nested list or dict, so a session holding any
+        is compared by encoding it, like a touched one.
+        """
+        if self._touched or self._dirty:
+            return False
+        for value in self.values():
+            kind = type(value)
+            if kind is dict or kind is list:
+                return False
+        return True
 
     # -- dict writes are checked so a bad value fails inside the view -----------
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str):
-            raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
-        encode_value(value, key)
-        super().__setitem__(key, value)
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
+        if type(value) not in SCALAR_TYPES:
+            check_value(value, key)
+        self._touched = True
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._touched = True
+        dict.__delitem__(self, key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._touched = True
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._touched = True
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        self._touched = True
+        dict.clear(self)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
@@ -169,13 +237,14 @@ class Session(dict[str, Any]):
         A CSRF token the session had is replaced too: whoever planted the old id
         before the login may know it.
         """
-        self._regenerate = True
+        self._regenerate = self._touched = True
         if self._csrf is not None:
             self._csrf = new_token()
 
     def bind_user(self, user_id: str | int) -> None:
         """Tie this session to a user, so ``SessionManager.revoke_user_sessions``
         can log that user out everywhere. Call it at login, with ``regenerate_id()``."""
+        self._touched = True
         self.user_id = str(user_id)
 
     @property
@@ -186,6 +255,7 @@ class Session(dict[str, Any]):
 
     def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
         encode_value(msg, f"flash queue {queue!r}")
+        self._touched = True
         messages = self._flash.setdefault(queue, [])
         if allow_duplicate or msg not in messages:
             messages.append(msg)
@@ -199,13 +269,17 @@ class Session(dict[str, Any]):
         For a stored session the removal is written at once and atomically, so
         two concurrent requests never both show the same message.
         """
-        if self._flash_claimer is not None and self.id is not None and self._flash.get(queue):
+        if queue not in self._flash:
+            return []
+        self._touched = True
+        if self._flash_claimer is not None and self.id is not None and self._flash[queue]:
             return self._flash_claimer(self, queue)
-        return self._flash.pop(queue, [])
+        return self._flash.pop(queue)
 
     # -- CSRF -------------------------------------------------------------------
 
     def new_csrf_token(self) -> str:
+        self._touched = True
         self._csrf = new_token()
         return self._csrf
 

@@ -47,26 +47,36 @@ class MemoryStore(Store):
         return entry
 
     def load(self, key: str) -> Record | None:
+        records = self._records
         with self._lock:
-            entry = self._live(key, time.time())
+            entry = records.get(key)
             if entry is None:
                 return None
-            self._records.move_to_end(key)
-            return Record(entry[0], entry[1], entry[2])
+            data, version, expires_at = entry
+            if expires_at is not None and expires_at <= time.time():
+                del records[key]
+                return None
+            records.move_to_end(key)
+        return Record(data, version, expires_at)
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
-        check_key(key)
         now = time.time()
+        records = self._records
         with self._lock:
-            entry = self._live(key, now)
-            current = None if entry is None else entry[1]
-            if current != expected_version:
+            entry = records.get(key)
+            if entry is not None and entry[2] is not None and entry[2] <= now:
+                del records[key]  # expired
+                entry = None
+            if (None if entry is None else entry[1]) != expected_version:
                 return False
-            if entry is None and len(self._records) >= self.max_records:
-                self._make_room(now)
+            if entry is None:
+                # Only a create can bring a new key in: updates find their key stored.
+                check_key(key)
+                if len(records) >= self.max_records:
+                    self._make_room(now)
             self._next_version += 1
-            self._records[key] = (bytes(data), self._next_version, None if ttl is None else now + ttl)
-            self._records.move_to_end(key)
+            records[key] = (bytes(data), self._next_version, None if ttl is None else now + ttl)
+            records.move_to_end(key)
             return True
 
     def _make_room(self, now: float) -> None:
