@@ -6,11 +6,15 @@
 - Round trips, counted by a private ``redis-server`` this module starts, so no
   other client's traffic lands in its statistics.
 - Outages, on another private server that is stopped, frozen and restarted.
+- The direct path (the store's commands written straight to the pool's
+  connections, for the client ``from_settings`` builds) and the generic one
+  (redis-py's command path, for any other client) run the same contract.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import secrets
 import signal
 import sys
@@ -23,6 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from redis.cache import CacheConfig
 from redis.cluster import RedisCluster
 
 from _servers import RedisServer, free_port
@@ -31,7 +36,7 @@ from satchel.errors import StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
 from satchel.stores.base import Record
-from satchel.stores.redis import RedisClusterStore, RedisStore
+from satchel.stores.redis import RedisClusterStore, RedisStore, _Direct, _direct_path_fits
 from services import REDIS_CLUSTER_PORTS, REDIS_URL, need_port
 
 #: How long one call may take while the server is down or frozen (the stores'
@@ -70,6 +75,48 @@ class TestRedisStore(StoreContract):
         store.close()
         with redis.Redis.from_url(REDIS_URL) as client:
             drop_prefix(client, prefix)
+
+
+class TestRedisStoreGenericPath(StoreContract):
+    """A client the direct path does not serve (RESP3, redis-py's default): redis-py's command path."""
+
+    server_expires = True
+
+    @pytest.fixture
+    def store(self) -> Iterator[RedisStore]:
+        target = urlsplit(REDIS_URL)
+        need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
+        prefix = new_prefix()
+        store = RedisStore(redis.Redis.from_url(REDIS_URL, socket_timeout=2, protocol=3), prefix)
+        assert not isinstance(store._server(), _Direct)
+        yield store
+        store.close()
+        with redis.Redis.from_url(REDIS_URL) as client:
+            drop_prefix(client, prefix)
+
+
+def test_which_clients_take_the_direct_path() -> None:
+    settings_built = RedisStore.from_settings(redis_settings(REDIS_URL, new_prefix()))
+    assert isinstance(settings_built._server(), _Direct)
+    settings_built.close()
+    fits = {
+        "RESP2": redis.Redis(protocol=2),
+        "RESP3": redis.Redis(protocol=3),
+        "caching": redis.Redis(protocol=3, cache_config=CacheConfig()),
+        "health checks": redis.Redis(protocol=2, health_check_interval=30),
+        "one connection": redis.Redis(protocol=2, single_connection_client=True),
+        "blocking pool": redis.Redis(connection_pool=redis.BlockingConnectionPool(protocol=2)),
+    }
+    assert {what: _direct_path_fits(client) for what, client in fits.items()} == {
+        "RESP2": True,
+        "RESP3": False,
+        "caching": False,
+        "health checks": False,
+        "one connection": False,
+        "blocking pool": False,
+    }
+    for client in fits.values():
+        client.close()
 
 
 def cluster_urls() -> tuple[str, ...]:
@@ -213,6 +260,26 @@ def test_error_answer_is_a_store_error(shared: tuple[RedisStore, redis.Redis]) -
     assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
     with pytest.raises(StoreError):
         store.load(key)
+
+
+def test_error_answer_leaves_the_connection_in_use(counted: tuple[RedisStore, ServerCounts]) -> None:
+    store, counts = counted
+    key = new_key()
+    counts.client.set(store.key_prefix + key, b"not a hash", ex=60)
+    connections = counts.client.info("stats")["total_connections_received"]
+    for call in (lambda: store.load(key), lambda: store.save(key, b"x", 60, None), lambda: store.touch(key, 60)):
+        with pytest.raises(StoreError) as caught:
+            call()
+        assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
+        assert "WRONGTYPE" in str(caught.value)
+    other = new_key()
+    assert store.save(other, b"fine", 60, None)
+    record = store.load(other)
+    assert record is not None and record.data == b"fine"
+    store.delete(other)
+    assert store.load(other) is None
+    # The INFO client was connected before: the store made no new connection.
+    assert counts.client.info("stats")["total_connections_received"] == connections
 
 
 def test_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -402,6 +469,58 @@ def test_restart_between_calls_goes_unnoticed(server: RedisServer) -> None:
     # The pooled connection is dead; redis-py replaces it before using it.
     assert store.load(key) is None
     assert store.save(key, b"after", 60, None) is True
+    store.close()
+
+
+def test_connections_killed_by_the_server_are_replaced(server: RedisServer) -> None:
+    """The server closes the store's idle connections (CLIENT KILL, an idle timeout):
+    the next call fails on the dead connection, reconnects and sends the command again."""
+    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+    with redis.Redis(port=server.port) as admin:
+        for call in (
+            lambda: store.load(key),
+            lambda: store.touch(key, 60),
+            lambda: store.delete(new_key()),
+        ):
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            call()
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        record = store.load(key)
+        assert record is not None and record.data == b"before"
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert store.save(key, b"after", 60, record.version) is True
+        # A killed connection and forgotten scripts at once: reconnect, NOSCRIPT, SCRIPT LOAD.
+        admin.script_flush()
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert store.touch(key, 120) is True
+    record = store.load(key)
+    assert record is not None and record.data == b"after" and record.expires_at is not None
+    store.close()
+
+
+def test_forked_child_takes_its_own_connections(server: RedisServer) -> None:
+    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    key = new_key()
+    assert store.save(key, b"parent", 60, None)
+    with redis.Redis(port=server.port) as admin:
+        connections = admin.info("stats")["total_connections_received"]
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                record = store.load(key)
+                ok = record is not None and record.data == b"parent" and store.save(new_key(), b"child", 60, None)
+                code = 0 if ok else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert admin.info("stats")["total_connections_received"] > connections, "the child connected itself"
+    record = store.load(key)
+    assert record is not None and record.data == b"parent"
+    assert store.save(key, b"parent again", 60, record.version) is True
     store.close()
 
 
