@@ -18,6 +18,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,8 +229,33 @@ class SQLCounter:
         def on_commit(conn: Any) -> None:
             self.commits += 1
 
-        sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
-        sa.event.listen(sa.engine.Engine, "commit", on_commit)
+        self._listeners = [("before_cursor_execute", on_execute), ("commit", on_commit)]
+        for name, listener in self._listeners:
+            sa.event.listen(sa.engine.Engine, name, listener)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Without the listeners for a while (Python calls are counted so)."""
+        import sqlalchemy as sa
+
+        listeners = list(self._listeners)
+        self.close()
+        try:
+            yield
+        finally:
+            for name, listener in listeners:
+                sa.event.listen(sa.engine.Engine, name, listener)
+            self._listeners = listeners
+
+    def close(self) -> None:
+        """Remove the listeners, so the timed requests run as they would in production
+        (a listener costs every library a little, and satchel's SQL store runs every
+        statement through Core while one is listening)."""
+        import sqlalchemy as sa
+
+        for name, listener in self._listeners:
+            sa.event.remove(sa.engine.Engine, name, listener)
+        self._listeners = []
 
     def snapshot(self) -> dict[str, Any]:
         return {"statements": self.statements, "commits": self.commits, "kinds": dict(self.kinds)}

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from secrets import token_hex
@@ -56,6 +56,60 @@ def statements(engine: sa.Engine) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
+@contextmanager
+def dbapi_statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """Every statement the DBAPI driver ran while the block runs, seen below SQLAlchemy
+    (none of its events take part): SQLite's own trace callback; for psycopg and PyMySQL
+    a cursor class, installed on each pooled connection as it is checked out, that
+    notes every ``execute`` it is given."""
+    seen: list[str] = []
+    restore: list[Callable[[], None]] = []
+    noted: set[int] = set()
+    driver = engine.dialect.driver
+
+    def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if id(dbapi_connection) in noted:
+            return
+        noted.add(id(dbapi_connection))
+        if driver == "pysqlite":
+            dbapi_connection.set_trace_callback(seen.append)
+            restore.append(lambda: dbapi_connection.set_trace_callback(None))
+        elif driver == "psycopg":
+            original = dbapi_connection.cursor_factory
+
+            class NotedCursor(original):  # type: ignore[misc, valid-type]
+                def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                    seen.append(str(query))
+                    return super().execute(query, *args, **kwargs)
+
+            dbapi_connection.cursor_factory = NotedCursor
+            restore.append(lambda: setattr(dbapi_connection, "cursor_factory", original))
+        elif driver == "pymysql":
+            original = dbapi_connection.cursorclass
+
+            class NotedMySQLCursor(original):  # type: ignore[misc, valid-type]
+                def execute(self, query: Any, args: Any = None) -> Any:
+                    seen.append(str(query))
+                    return super().execute(query, args)
+
+            dbapi_connection.cursorclass = NotedMySQLCursor
+            restore.append(lambda: setattr(dbapi_connection, "cursorclass", original))
+        else:  # pragma: no cover - the tests run these three drivers only
+            raise AssertionError(f"no DBAPI-level statement count for {driver}")
+
+    sa.event.listen(engine, "checkout", on_checkout)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "checkout", on_checkout)
+        for undo in reversed(restore):
+            undo()
+
+
+def first_words(seen: list[str]) -> list[str]:
+    return [statement.split(None, 1)[0].upper() for statement in seen]
+
+
 def expire_now(store: SQLStore, key: str) -> None:
     """Make a record expired without waiting for its TTL (as if written long ago)."""
     with store.engine.begin() as conn:
@@ -86,25 +140,84 @@ class SQLContract(StoreContract):
             store.close()
 
     def test_one_statement_per_operation(self, store: SQLStore) -> None:
+        """Counted by the driver, with no SQLAlchemy listener in the way (so the store
+        runs its statements on the DBAPI connection, never through Core's execute),
+        then by SQLAlchemy's cursor events (which send the statements through Core)."""
+        assert store.runs_direct  # an engine the store made, in autocommit mode
+        through_core: list[Any] = []
+        core_execute = store._execute
+
+        def noted(*args: Any) -> Any:
+            through_core.append(args)
+            return core_execute(*args)
+
+        store._execute = noted  # type: ignore[method-assign]
+        expected = [["INSERT"], ["SELECT"], ["UPDATE"], ["UPDATE"], ["DELETE"]]
+        for counter in (dbapi_statements, statements):
+            key = new_key()
+            counted: list[list[str]] = []
+
+            @contextmanager
+            def count() -> Iterator[None]:
+                with counter(store.engine) as seen:
+                    yield
+                counted.append(first_words(seen) if counter is dbapi_statements else seen)
+
+            with count():
+                assert store.save(key, b"one", 60, None)
+            with count():
+                record = store.load(key)
+            assert record is not None
+            with count():
+                assert store.save(key, b"two", 60, record.version)
+            with count():
+                assert store.touch(key, 120)
+            with count():
+                store.delete(key)
+            assert counted == expected, counter.__name__
+            if counter is dbapi_statements:
+                assert through_core == []  # the direct path ran them all
+        assert len(through_core) == 5  # with a listener, every one went through Core
+
+    def test_cursor_listeners_get_statements_through_core(self, store: SQLStore) -> None:
+        """A ``before_cursor_execute`` listener (a tracer's, say) sees what Core gives it,
+        an execution context included, and may rewrite the statement (``retval=True``)."""
+        contexts: list[Any] = []
+
+        def tag(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> Any:
+            assert isinstance(conn, sa.Connection) and conn.engine is store.engine
+            contexts.append(context)
+            return statement + " -- tagged", parameters
+
         key = new_key()
-        with statements(store.engine) as created:
-            assert store.save(key, b"one", 60, None)
-        with statements(store.engine) as loaded:
-            record = store.load(key)
-        assert record is not None
-        with statements(store.engine) as updated:
-            assert store.save(key, b"two", 60, record.version)
-        with statements(store.engine) as touched:
-            assert store.touch(key, 120)
-        with statements(store.engine) as deleted:
-            store.delete(key)
-        assert (created, loaded, updated, touched, deleted) == (
-            ["INSERT"],
-            ["SELECT"],
-            ["UPDATE"],
-            ["UPDATE"],
-            ["DELETE"],
-        )
+        sa.event.listen(store.engine, "before_cursor_execute", tag, retval=True)
+        try:
+            with dbapi_statements(store.engine) as seen:
+                assert store.save(key, b"one", 60, None)
+                assert store.load(key) is not None
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", tag)
+        assert len(seen) == 2 and all(statement.endswith(" -- tagged") for statement in seen)
+        assert len(contexts) == 2 and all(context is not None for context in contexts)
+
+    def test_statement_listeners_get_statements_through_core(self, store: SQLStore) -> None:
+        """``before_execute`` listeners need Core's objects: the store then runs through Core."""
+        executed: list[Any] = []
+
+        def note(conn: Any, clauseelement: Any, *args: Any) -> None:
+            executed.append(clauseelement)
+
+        key = new_key()
+        sa.event.listen(store.engine, "before_execute", note)
+        try:
+            with statements(store.engine) as seen:
+                assert store.save(key, b"one", 60, None)
+                record = store.load(key)
+        finally:
+            sa.event.remove(store.engine, "before_execute", note)
+        assert record is not None and record.data == b"one"
+        assert seen == ["INSERT", "SELECT"]
+        assert [type(statement).__name__ for statement in executed] == ["Insert", "Select"]
 
     def test_record_tells_its_expiry(self, store: SQLStore) -> None:
         key, forever = new_key(), new_key()
@@ -212,6 +325,7 @@ class SQLContract(StoreContract):
         try:
             store = SQLStore.from_settings(dataclasses.replace(settings, url=None, engine=engine))
             assert store.engine is engine
+            assert not store.runs_direct  # an application's engine: every statement through Core
             assert store.address == engine.url.render_as_string(hide_password=True)
             key = new_key()
             assert store.save(key, b"bound", 60, None)
@@ -316,6 +430,7 @@ def test_own_engine_outside_autocommit_commits_every_write(tmp_path: Path) -> No
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = SQLStore.from_settings(StoreSettings(type="sql", url=url, sa_options={"isolation_level": "SERIALIZABLE"}))
     other = SQLStore.from_settings(StoreSettings(type="sql", url=url))
+    assert not store.runs_direct and other.runs_direct
     try:
         key = new_key()
         assert store.save(key, b"one", 60, None)
@@ -444,6 +559,7 @@ def test_restart_between_requests_goes_unnoticed(private_postgres: PrivatePostgr
     a ping before every statement."""
     store = SQLStore.from_settings(StoreSettings(type="sql", url=private_postgres.url))
     assert store.engine.pool._pre_ping is False
+    assert store.runs_direct
     try:
         key = new_key()
         assert store.save(key, b"before", 600, None)

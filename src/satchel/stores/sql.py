@@ -1,12 +1,22 @@
-"""Records in one SQL table, through SQLAlchemy 2 Core (Beaker's ``ext:database``).
+"""Records in one SQL table, through SQLAlchemy 2 (Beaker's ``ext:database``).
 
 - Every operation is one statement in its own short transaction: ``load`` one
   SELECT, a conditional ``save`` one UPDATE that compares the version, a new
   record one INSERT, ``touch`` one UPDATE. The row's ``version`` column makes
   writes conditional, so no row is ever locked across two statements.
-- The statements are built once per store, with bound parameters, so SQLAlchemy
-  finds each compiled in its cache at once instead of building and cache-keying
-  a new statement per operation (which used to cost more than the database did).
+- The statements are built once per store as SQLAlchemy Core statements, with
+  bound parameters. On an engine the store made itself in autocommit mode, on
+  SQLite (pysqlite), PostgreSQL (psycopg 3) or MariaDB/MySQL (PyMySQL), the hot
+  ones (``load``, ``save``, ``touch``, ``delete``) are also compiled once to the
+  driver's SQL and run on a pooled DBAPI connection directly: SQLAlchemy's
+  execution layer (a ``Connection``, an execution context, a result object per
+  statement) cost more than the database did. The pool, its events, the
+  dialect's disconnect detection and SQLAlchemy's exception classes are still
+  used. Other engines and drivers, an engine that logs its statements
+  (``echo``), and an engine, dialect or ``Connection`` class with event
+  listeners (a tracer's ``before_cursor_execute``, say) run every statement
+  through Core, so listeners see what they expect; so does a SQLAlchemy
+  without the internal details this path relies on (2.0 and 2.1 have them).
 - ``expires_at`` holds milliseconds since the epoch (``NULL``: never); an
   expired row counts as absent everywhere and ``purge_expired`` deletes such rows
   in batches. Expiry uses the application servers' clocks, which NTP keeps close.
@@ -15,26 +25,29 @@
 - Engines the store creates itself run in autocommit mode (each statement is
   its own transaction, without BEGIN/COMMIT round trips; the store then does not
   begin one either, and PyMySQL/mysqlclient connections go back to the pool
-  without a ROLLBACK), ping connections before use so the same store works again
-  once a restarted server is back, and hide statement parameters (session data)
-  from error messages.
+  without a ROLLBACK; nor does the pool roll back a connection it gets back,
+  ``pool_reset_on_return=None``) and hide statement parameters (session data)
+  from error messages. They do not ping a connection before every statement: a
+  pooled connection found dead (a restarted server) is replaced and the
+  statement run once more on a fresh one, so the same store works again once the
+  server is back.
 """
 
 from __future__ import annotations
 
 import inspect
+import operator
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
-
-_T = TypeVar("_T")
 
 try:
     import sqlalchemy as sa
@@ -141,7 +154,7 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
     defaults: dict[str, Any] = {
         # No pre-ping: it costs a round trip per statement. A connection that died
         # while pooled (a database restart) is detected when used, and the
-        # statement is run once more on a fresh one; see _once_more.
+        # statement is run once more on a fresh one; see SQLStore._run.
         "pool_pre_ping": False,
         "hide_parameters": True,
         "isolation_level": "AUTOCOMMIT",
@@ -154,6 +167,10 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
         # An autocommit connection has nothing to roll back when it ends a statement
         # or goes back to the pool; these drivers would still send a ROLLBACK.
         defaults["skip_autocommit_rollback"] = True
+    if coerced.get("isolation_level", "AUTOCOMMIT") == "AUTOCOMMIT":
+        # Pooled connections rest in autocommit mode: the pool has no transaction to
+        # roll back when one comes back (a Connection still ends its own first).
+        defaults["pool_reset_on_return"] = None
     if memory:
         # One connection that every thread shares, so all of them see one database.
         defaults.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -197,6 +214,49 @@ class _DuplicateKey(StoreError):
     """An INSERT met an existing row; ``save`` decides what that means."""
 
 
+#: DBAPI drivers the hot statements run on directly (see the module docstring).
+DIRECT_DRIVERS = frozenset({"pysqlite", "psycopg", "pymysql"})
+#: The parameters of the store's statements (see ``SQLStore._prepare_statements``).
+PARAMETERS = frozenset({"k", "now", "expected", "new_data", "new_expires", "new_version"})
+#: Parameters whose SQLAlchemy bind processor may be skipped: ``new_data`` is
+#: always ``bytes``, which every driver in DIRECT_DRIVERS takes as a binary value.
+UNPROCESSED = frozenset({"new_data"})
+
+_Params = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A hot statement: the Core statement, and its SQL for the DBAPI when it can
+    run there (``sql`` is None otherwise)."""
+
+    statement: sa.Executable
+    sql: str | None = None
+    #: For a positional paramstyle: the parameters in the order the SQL takes them.
+    positional: Callable[[_Params], tuple[Any, ...]] | None = None
+
+
+def _has_internals(engine: sa.Engine) -> bool:
+    """Whether this SQLAlchemy has the details the direct path relies on (2.0 and 2.1
+    do); another version runs every statement through Core instead."""
+    return (
+        hasattr(engine, "_has_events")
+        and hasattr(engine, "_should_log_info")
+        and hasattr(engine.dialect, "_has_events")
+        and hasattr(sa.Connection, "_has_events")
+        and hasattr(engine.pool, "_invalidate")
+        and hasattr(engine.dialect, "loaded_dbapi")
+    )
+
+
+def _in_order(names: Sequence[str]) -> Callable[[_Params], tuple[Any, ...]]:
+    if len(names) == 1:
+        name = names[0]
+        return lambda params: (params[name],)
+    getter: Callable[[_Params], tuple[Any, ...]] = operator.itemgetter(*names)
+    return getter
+
+
 class SQLStore(Store):
     name = "sql"
 
@@ -214,7 +274,8 @@ class SQLStore(Store):
 
         ``autocommit`` says that ``engine`` runs in AUTOCOMMIT mode (as one made by
         :func:`create_engine` does by default), so statements need not be wrapped in
-        a transaction of their own: every statement is one already.
+        a transaction of their own: every statement is one already. Only then, on an
+        engine the store owns, do the hot statements run on the DBAPI connection.
         """
         _require_sqlalchemy()
         self.engine = engine
@@ -225,8 +286,47 @@ class SQLStore(Store):
         # A shared in-memory SQLite connection must not interleave two transactions.
         memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
         self._serial: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
-        self._prepare_statements()
         self._create_table()
+        # After the first connection: a dialect learns the server's version then,
+        # which may change how it writes SQL (MariaDB or MySQL, for one).
+        self._prepare_statements()
+
+    @property
+    def runs_direct(self) -> bool:
+        """Whether the hot statements can run on the DBAPI connection (else through Core)."""
+        return self._select.sql is not None
+
+    def _can_run_direct(self) -> bool:
+        """Whether the hot statements may skip SQLAlchemy's execution layer on this engine."""
+        engine, dialect = self.engine, self.engine.dialect
+        return (
+            self._owns_engine
+            and self._autocommit
+            and dialect.driver in DIRECT_DRIVERS
+            and not dialect.is_async
+            # Isolation level set per connection, not in execution options that a
+            # Connection would apply and undo around every statement.
+            and getattr(dialect, "_on_connect_isolation_level", None) == "AUTOCOMMIT"
+            and not engine.get_execution_options()
+            and _has_internals(engine)
+        )
+
+    def _prepared(self, statement: sa.Executable, direct: bool) -> _Prepared:
+        """``statement``, compiled for the DBAPI if ``direct`` and nothing in it needs Core."""
+        if not direct or not isinstance(statement, sa.ClauseElement):
+            return _Prepared(statement)
+        dialect = self.engine.dialect
+        compiled: Any = statement.compile(dialect=dialect)
+        if (
+            not set(compiled.binds) <= PARAMETERS
+            or not set(getattr(compiled, "_bind_processors", {"?": None})) <= UNPROCESSED
+            or compiled.literal_execute_params
+            or compiled.post_compile_params
+        ):
+            return _Prepared(statement)
+        if dialect.positional:
+            return _Prepared(statement, compiled.string, _in_order(compiled.positiontup))
+        return _Prepared(statement, compiled.string)
 
     def _prepare_statements(self) -> None:
         """Build every statement once, with bound parameters.
@@ -242,14 +342,23 @@ class SQLStore(Store):
         live = sa.or_(c.expires_at.is_(None), c.expires_at > now)
         expired = c.expires_at <= now
         written: dict[str, Any] = {"data": bind("new_data"), "expires_at": bind("new_expires")}
-        self._select = sa.select(c.data, c.version, c.expires_at).where(key, live)
-        self._update = (
-            table.update().where(key, c.version == bind("expected"), live).values(version=c.version + 1, **written)
+        increment = c.version + sa.literal_column("1", sa.BigInteger())
+        direct = self._can_run_direct()
+        self._select = self._prepared(sa.select(c.data, c.version, c.expires_at).where(key, live), direct)
+        self._update = self._prepared(
+            table.update().where(key, c.version == bind("expected"), live).values(version=increment, **written),
+            direct,
         )
-        self._insert_row = table.insert().values(key=bind("k"), version=bind("new_version"), **written)
-        self._take_over = table.update().where(key, expired).values(version=bind("new_version"), **written)
-        self._touch = table.update().where(key, live).values(expires_at=bind("new_expires"))
-        self._delete = table.delete().where(key)
+        self._insert_row = self._prepared(
+            table.insert().values(key=bind("k"), version=bind("new_version"), **written), direct
+        )
+        self._take_over = self._prepared(
+            table.update().where(key, expired).values(version=bind("new_version"), **written), direct
+        )
+        self._touch = self._prepared(table.update().where(key, live).values(expires_at=bind("new_expires")), direct)
+        self._delete = self._prepared(table.delete().where(key), direct)
+        if not all(p.sql for p in (self._update, self._insert_row, self._take_over, self._touch, self._delete)):
+            self._select = _Prepared(self._select.statement)  # all or none, so runs_direct tells
         self._count = sa.select(sa.func.count()).select_from(table).where(live)
         if self.engine.dialect.name in ("mysql", "mariadb"):
             # MySQL refuses LIMIT in an IN subquery but has DELETE ... LIMIT.
@@ -322,45 +431,113 @@ class SQLStore(Store):
             except sa.exc.SQLAlchemyError as exc:
                 raise self._failure(exc) from exc
 
-    def _execute(self, statement: sa.Executable, params: Mapping[str, Any] | None, rows: bool) -> Any:
-        """Run one prepared statement in a transaction of its own: its rows if
-        ``rows``, else how many rows it changed. Like :meth:`_transaction`, without
-        the cost of a generator and, on an autocommit engine, of BEGIN and COMMIT
-        (there every statement is a transaction of its own)."""
+    def _execute(self, statement: sa.Executable, params: _Params | None, fetch: bool) -> Any:
+        """Run one statement through Core in a transaction of its own: its first row
+        (or None) if ``fetch``, else how many rows it changed. Like
+        :meth:`_transaction`, without the cost of a generator and, on an autocommit
+        engine, of BEGIN and COMMIT (there every statement is a transaction of its own)."""
         with self._serial:
             connection = self._connect()
             try:
                 with connection:
                     if self._autocommit:
                         result = connection.execute(statement, params)
-                        return result.all() if rows else result.rowcount
+                        return result.first() if fetch else result.rowcount
                     with connection.begin():
                         result = connection.execute(statement, params)
-                        return result.all() if rows else result.rowcount
+                        return result.first() if fetch else result.rowcount
             except sa.exc.SQLAlchemyError as exc:
                 raise self._failure(exc) from exc
 
-    def _rowcount(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> int:
-        return int(self._once_more(self._execute, statement, params, False))
-
-    def _rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> Sequence[sa.Row[Any]]:
-        rows: Sequence[sa.Row[Any]] = self._once_more(self._execute, statement, params, True)
-        return rows
-
-    @staticmethod
-    def _once_more(run: Callable[..., _T], *args: Any) -> _T:
-        """Run a one-statement transaction; if its pooled connection turned out to be
-        dead, run it once more (the pool has then dropped its stale connections).
+    def _run(self, prepared: _Prepared, params: _Params, fetch: bool) -> Any:
+        """Run a hot statement as its own transaction: its first row (or None) if
+        ``fetch``, else how many rows it changed. If its pooled connection turned out
+        to be dead, run it once more (the pool has then dropped its stale connections).
 
         A statement whose connection was already dead never reached the server, so
         the retry does not run it twice. Should a connection die in the middle of a
         conditional write, the retry reports a conflict, which the session manager
         resolves by merging.
         """
+        engine = self.engine
+        sql = prepared.sql
+        if (
+            sql is None
+            # Listeners (an application's, a tracer's) get every statement through Core,
+            # with the Connection and execution context they expect.
+            or engine._has_events
+            or engine.dialect._has_events  # handle_error, do_execute
+            or sa.Connection._has_events  # listeners on every Connection
+            or engine._should_log_info()  # echo: Core logs the statements
+        ):
+            try:
+                return self._execute(prepared.statement, params, fetch)
+            except _Disconnected:
+                return self._execute(prepared.statement, params, fetch)
+        args: Any = params if prepared.positional is None else prepared.positional(params)
         try:
-            return run(*args)
+            return self._run_direct(sql, args, fetch)
         except _Disconnected:
-            return run(*args)
+            return self._run_direct(sql, args, fetch)
+
+    def _run_direct(self, sql: str, args: Any, fetch: bool) -> Any:
+        """Run ``sql`` on a pooled DBAPI connection, as SQLAlchemy would but without its
+        execution layer; the connection is in autocommit mode, so this is the whole
+        transaction. Errors become SQLAlchemy's exceptions, then satchel's."""
+        with self._serial:
+            engine = self.engine
+            dialect = engine.dialect
+            dbapi_error = dialect.loaded_dbapi.Error
+            try:
+                fairy = engine.pool.connect()
+            except dbapi_error as exc:  # refused, unknown host, bad login
+                error = sa.exc.DBAPIError.instance(
+                    None, None, exc, dbapi_error, hide_parameters=engine.hide_parameters, dialect=dialect
+                )
+                raise self._unavailable(error) from error
+            except sa.exc.SQLAlchemyError as exc:  # the pool is exhausted
+                raise self._unavailable(exc) from exc
+            cursor = None
+            try:
+                cursor = fairy.cursor()
+                cursor.execute(sql, args)
+                result = cursor.fetchone() if fetch else cursor.rowcount
+                cursor.close()
+            except dbapi_error as exc:
+                disconnected = dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
+                error = sa.exc.DBAPIError.instance(
+                    sql,
+                    args,
+                    exc,
+                    dbapi_error,
+                    hide_parameters=engine.hide_parameters,
+                    connection_invalidated=disconnected,
+                    dialect=dialect,
+                )
+                error.__cause__ = exc
+                if disconnected:
+                    # Drop it, and every connection the pool made before it (as Core does).
+                    engine.pool._invalidate(fairy, exc)
+                else:
+                    if cursor is not None:
+                        with suppress(dbapi_error):  # the statement's error is the one to report
+                            cursor.close()
+                    fairy.close()
+                raise self._failure(error) from error
+            except BaseException as exc:
+                # Not the database's error (interrupted, a listener failed): the
+                # connection may be in the middle of a statement, so it is not reused.
+                fairy.invalidate(exc)
+                raise
+            fairy.close()
+            return result
+
+    def _rowcount(self, statement: sa.Executable, params: _Params | None = None) -> int:
+        """A statement that is not hot, through Core (with one retry on a dead connection)."""
+        try:
+            return int(self._execute(statement, params, False))
+        except _Disconnected:
+            return int(self._execute(statement, params, False))
 
     def _create_table(self) -> None:
         try:
@@ -377,46 +554,55 @@ class SQLStore(Store):
 
     def load(self, key: str) -> Record | None:
         check_key(key)
-        rows = self._rows(self._select, {"k": key, "now": _now_ms()})
-        if not rows:
+        row = self._run(self._select, {"k": key, "now": time.time_ns() // 1_000_000}, True)
+        if row is None:
             return None
-        row = rows[0]
-        expires_at = None if row.expires_at is None else row.expires_at / 1000
-        return Record(bytes(row.data), int(row.version), expires_at)
+        data, version, expires_at = row
+        return Record(bytes(data), int(version), None if expires_at is None else expires_at / 1000)
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
         check_key(key)
-        now = _now_ms()
-        row = {"k": key, "new_data": bytes(data), "new_expires": None if ttl is None else now + ttl * 1000}
+        now = time.time_ns() // 1_000_000
+        expires = None if ttl is None else now + ttl * 1000
         if expected_version is not None:
             if not isinstance(expected_version, int) or isinstance(expected_version, bool):
                 return False  # not a version this store hands out
-            return self._rowcount(self._update, {**row, "expected": expected_version, "now": now}) == 1
+            params = {
+                "k": key,
+                "new_data": bytes(data),
+                "new_expires": expires,
+                "expected": expected_version,
+                "now": now,
+            }
+            changed: int = self._run(self._update, params, False)
+            return changed == 1
         # A brand new key costs one INSERT. A duplicate may be an expired row nobody
         # purged yet: take that over. If it was not expired, one more INSERT tells a
         # live row (somebody else created it first) from one purged meanwhile.
+        row = {"k": key, "new_data": bytes(data), "new_expires": expires}
         if self._insert(row):
             return True
-        if self._rowcount(self._take_over, {**row, "new_version": _new_version(), "now": now}):
+        if self._run(self._take_over, {**row, "new_version": _new_version(), "now": now}, False):
             return True
         return self._insert(row)
 
-    def _insert(self, row: dict[str, Any]) -> bool:
+    def _insert(self, row: _Params) -> bool:
         try:
-            self._rowcount(self._insert_row, {**row, "new_version": _new_version()})
+            self._run(self._insert_row, {**row, "new_version": _new_version()}, False)
         except _DuplicateKey:
             return False
         return True
 
     def touch(self, key: str, ttl: int | None) -> bool:
         check_key(key)
-        now = _now_ms()
+        now = time.time_ns() // 1_000_000
         params = {"k": key, "now": now, "new_expires": None if ttl is None else now + ttl * 1000}
-        return self._rowcount(self._touch, params) == 1
+        changed: int = self._run(self._touch, params, False)
+        return changed == 1
 
     def delete(self, key: str) -> None:
         check_key(key)
-        self._rowcount(self._delete, {"k": key})
+        self._run(self._delete, {"k": key}, False)
 
     def purge_expired(self) -> int:
         """Delete expired rows, ``PURGE_BATCH`` per statement, so no transaction grows large."""
@@ -429,8 +615,11 @@ class SQLStore(Store):
                 return total
 
     def count(self) -> int:
-        rows = self._rows(self._count, {"now": _now_ms()})
-        return int(rows[0][0])
+        try:
+            row = self._execute(self._count, {"now": _now_ms()}, True)
+        except _Disconnected:
+            row = self._execute(self._count, {"now": _now_ms()}, True)
+        return int(row[0])
 
     def close(self) -> None:
         """Dispose of the engine if the store created it; an application's engine stays open."""
