@@ -246,7 +246,17 @@ def _has_internals(engine: sa.Engine) -> bool:
         and hasattr(sa.Connection, "_has_events")
         and hasattr(engine.pool, "_invalidate")
         and hasattr(engine.dialect, "loaded_dbapi")
+        and hasattr(engine.dispatch, "_event_names")
+        and hasattr(engine.dialect.dispatch, "_event_names")
     )
+
+
+def _listened(target: Any) -> bool:
+    """Whether an engine or dialect has an event listener now. Its ``_has_events``
+    flag says that one was added at some time (to it or to its class), and stays
+    set after the listener is removed."""
+    dispatch = target.dispatch
+    return any(getattr(dispatch, name) for name in dispatch._event_names)
 
 
 def _in_order(names: Sequence[str]) -> Callable[[_Params], tuple[Any, ...]]:
@@ -465,8 +475,8 @@ class SQLStore(Store):
             sql is None
             # Listeners (an application's, a tracer's) get every statement through Core,
             # with the Connection and execution context they expect.
-            or engine._has_events
-            or engine.dialect._has_events  # handle_error, do_execute
+            or (engine._has_events and _listened(engine))
+            or (engine.dialect._has_events and _listened(engine.dialect))  # handle_error, do_execute
             or sa.Connection._has_events  # listeners on every Connection
             or engine._should_log_info()  # echo: Core logs the statements
         ):
