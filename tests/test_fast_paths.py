@@ -9,12 +9,14 @@ and every way a shortcut could hand out shared or stale state.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from apps import BASE_SETTINGS, CountingStore
+from satchel.client import ClientSessionManager
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager, build_manager
 from satchel.session import Session
@@ -224,3 +226,18 @@ def test_a_cycle_is_refused_in_the_view() -> None:
     looped.append(looped)
     with pytest.raises(NotSerializable):
         session["loop"] = looped
+
+
+def test_a_remembered_cookie_session_still_expires() -> None:
+    settings = parse_session_settings({**BASE_SETTINGS, **MODES["cookie"], "session.absolute_timeout": "900"})
+    manager = build_manager(settings)
+    assert isinstance(manager, ClientSessionManager)
+    browser = Browser(manager)
+    flat(browser)
+    assert browser.cookie is not None
+    assert browser.request(dict)["a"] == 1  # read back: remembered
+    now = time.time()
+    assert manager._open({0: browser.cookie}, now=now + 10)["a"] == 1
+    for later in (now + 601, now + 901):  # past timeout, past absolute_timeout
+        session = manager._open({0: browser.cookie}, now=later)
+        assert session.new and dict(session) == {}

@@ -562,9 +562,21 @@ class ClientSessionManager(SessionManager):
             )
             return self._fresh(chunks)
         now = time.time() if now is None else now
+        head = chunks[0]
+        # A single cookie this process opened (or sent) before: its authenticated
+        # contents are remembered by its exact value; only the clock is checked again.
+        remembered = self._decoded.get(head) if len(chunks) == 1 else None
         try:
-            created, issued, body = self._verify(chunks, now)
-            decoded = decode_body(body)
+            if remembered is not None:
+                created, issued, body, data, csrf, user = remembered
+                flash: dict[str, list[Any]] = {}
+                self._check_times(created, issued, now)
+            else:
+                created, issued, body = self._verify(chunks, now)
+                decoded = decode_body(body)
+                data, flash, csrf, user = decoded.data, decoded.flash, decoded.csrf, decoded.user
+                if len(chunks) == 1 and not flash:
+                    self._remember(head, created, issued, body, data, csrf, user)
         except _Rejected as exc:
             security_log.log(exc.level, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
@@ -572,20 +584,20 @@ class ClientSessionManager(SessionManager):
             security_log.warning("session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
         session = self.session_class(
-            decoded.data,
+            data,  # copied into the session: a remembered dict is never shared
             new=False,
             created=created,
             accessed=issued,
-            flash=decoded.flash,
-            csrf=decoded.csrf,
+            flash=flash,
+            csrf=csrf,
             loaded_body=body,
             had_cookie=True,
-            user_id=decoded.user,
+            user_id=user,
         )
         assert isinstance(session, ClientSession)
         session._client = self
         session._chunks_seen = tuple(sorted(chunks))
-        session._chunk_count = self._count_of(chunks[0])
+        session._chunk_count = 1 if remembered is not None else self._count_of(head)
         return session
 
     def _count_of(self, head: str) -> int:
@@ -609,6 +621,11 @@ class ClientSessionManager(SessionManager):
             if len(part) > COOKIE_LIMIT:
                 raise _Rejected(f"chunk cookie {self._chunk_name(k)} is longer ({len(part)}) than browsers keep")
         created, issued, body = self.unseal("".join(parts))
+        self._check_times(created, issued, now)
+        return created, issued, body
+
+    def _check_times(self, created: float, issued: float, now: float) -> None:
+        """_Rejected unless the cookie's times are possible and within the timeouts at ``now``."""
         settings = self.settings
         if not (0 < created <= issued + MAX_CLOCK_SKEW and issued <= now + MAX_CLOCK_SKEW):
             raise _Rejected("its times are impossible (created after it was issued, or issued in the future)")
@@ -621,7 +638,6 @@ class ClientSessionManager(SessionManager):
             raise _Rejected(
                 f"expired: issued {now - issued:.0f} s ago, timeout is {settings.timeout}", logging.INFO
             )
-        return created, issued, body
 
     # -- committing -------------------------------------------------------------------
 
@@ -656,6 +672,8 @@ class ClientSessionManager(SessionManager):
             self._sent(session, tuple(k for k in seen if k < count), count)
             return [self._delete(k, secure_request) for k in stale]
         parts = self.seal(session.created, now, body, cached[1] if cached and cached[0] == body else None)
+        if len(parts) == 1 and not session._flash:  # the browser sends it back next time
+            self._remember(parts[0], session.created, now, body, session, session._csrf, session.user_id)
         headers = [
             cookies.set_cookie_header(self._chunk_cookie[k], part, secure_request) for k, part in enumerate(parts)
         ]

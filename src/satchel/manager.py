@@ -84,8 +84,9 @@ class SessionManager:
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
         # signed cookie value -> (session id, store key), for values that verified
         self._verified: dict[str, tuple[str, str]] = {}
-        # record bytes -> (created, accessed, body bytes, data, csrf, user) of flat records
-        self._decoded: dict[bytes, tuple[float, float, bytes, dict[str, Any], str | None, str | None]] = {}
+        # record bytes (a sealed cookie value in cookie mode) -> (created, accessed,
+        # body bytes, data, csrf, user) of flat records
+        self._decoded: dict[bytes | str, tuple[float, float, bytes, dict[str, Any], str | None, str | None]] = {}
 
     def _write_lock(self, key: str) -> threading.Lock:
         """The lock this process's writes of ``key`` take turns on (one of a fixed set)."""
@@ -196,7 +197,7 @@ class SessionManager:
 
     def _remember(
         self,
-        raw: bytes,
+        raw: bytes | str,
         created: float,
         accessed: float,
         body_bytes: bytes,
