@@ -568,7 +568,7 @@ class ClientSessionManager(SessionManager):
         remembered = self._decoded.get(head) if len(chunks) == 1 else None
         try:
             if remembered is not None:
-                created, issued, body, data, csrf, user = remembered
+                _, created, issued, body, data, csrf, user = remembered
                 flash: dict[str, list[Any]] = {}
                 self._check_times(created, issued, now)
             else:
@@ -576,7 +576,7 @@ class ClientSessionManager(SessionManager):
                 decoded = decode_body(body)
                 data, flash, csrf, user = decoded.data, decoded.flash, decoded.csrf, decoded.user
                 if len(chunks) == 1 and not flash:
-                    self._remember(head, created, issued, body, data, csrf, user)
+                    self._remember(head, head, created, issued, body, data, csrf, user)
         except _Rejected as exc:
             security_log.log(exc.level, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
@@ -673,7 +673,7 @@ class ClientSessionManager(SessionManager):
             return [self._delete(k, secure_request) for k in stale]
         parts = self.seal(session.created, now, body, cached[1] if cached and cached[0] == body else None)
         if len(parts) == 1 and not session._flash:  # the browser sends it back next time
-            self._remember(parts[0], session.created, now, body, session, session._csrf, session.user_id)
+            self._remember(parts[0], parts[0], session.created, now, body, session, session._csrf, session.user_id)
         headers = [
             cookies.set_cookie_header(self._chunk_cookie[k], part, secure_request) for k, part in enumerate(parts)
         ]

@@ -47,13 +47,17 @@ OUTAGE_LOG_SECONDS = 5.0
 #: Conditional writes of one session in a process take turns on one of these locks,
 #: so they conflict only with other processes. Sessions sharing a stripe take turns too.
 WRITE_LOCK_STRIPES = 256
-#: Flat records (no list or dict values, no flash messages) decoded recently, by their
-#: bytes: loading one again copies its values instead of parsing the header and JSON.
+#: Flat records (no list or dict values, no flash messages) decoded recently, by store
+#: key: loading the same bytes again copies the values instead of parsing header and JSON.
 DECODED_RECORDS = 4096
 DECODED_RECORD_MAX_BYTES = 2048
 #: Cookie values whose signature verified, with their id and store key: a browser
 #: sends the same value on every request, and checking it again would find the same.
 VERIFIED_COOKIES = 4096
+
+
+#: A remembered flat record: its bytes, then created, accessed, body bytes, data, csrf, user.
+_Decoded = tuple[bytes | str, float, float, bytes, dict[str, Any], str | None, str | None]
 
 
 class _Moved(Exception):
@@ -82,11 +86,12 @@ class SessionManager:
         # Conditional writes of one session in this process take turns, so they
         # conflict only with other processes' writes, never with each other.
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
+        self._claim_flash = self.claim_flash  # one bound method, for every session loaded
         # signed cookie value -> (session id, store key), for values that verified
         self._verified: dict[str, tuple[str, str]] = {}
-        # record bytes (a sealed cookie value in cookie mode) -> (created, accessed,
-        # body bytes, data, csrf, user) of flat records
-        self._decoded: dict[bytes | str, tuple[float, float, bytes, dict[str, Any], str | None, str | None]] = {}
+        # store key (a sealed cookie value in cookie mode) -> (record bytes, created,
+        # accessed, body bytes, data, csrf, user) of a flat record
+        self._decoded: dict[str, _Decoded] = {}
 
     def _write_lock(self, key: str) -> threading.Lock:
         """The lock this process's writes of ``key`` take turns on (one of a fixed set)."""
@@ -164,10 +169,9 @@ class SessionManager:
             return None
         if record.data == MOVED_MARKER:
             raise _Moved
-        now = time.time() if now is None else now
-        decoded = self._decoded.get(record.data)
-        if decoded is not None:
-            created, accessed, body_bytes, data, csrf, user = decoded
+        decoded = self._decoded.get(key)
+        if decoded is not None and decoded[0] == record.data:
+            _, created, accessed, body_bytes, data, csrf, user = decoded
             flash: dict[str, list[Any]] = {}
         else:
             try:
@@ -180,23 +184,34 @@ class SessionManager:
                 return None
             data, flash, csrf, user = body.data, body.flash, body.csrf, body.user
             if not flash:
-                self._remember(record.data, created, accessed, body_bytes, data, csrf, user)
+                self._remember(key, record.data, created, accessed, body_bytes, data, csrf, user)
         settings = self.settings
-        if settings.absolute_timeout is not None and created + settings.absolute_timeout <= now:
-            self.store.delete(key)
-            return None
-        if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
-            return None
+        if settings.absolute_timeout is not None or (record.expires_at is None and settings.timeout is not None):
+            now = time.time() if now is None else now
+            if settings.absolute_timeout is not None and created + settings.absolute_timeout <= now:
+                self.store.delete(key)
+                return None
+            if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
+                return None
         # _stored copies ``data`` into the session: the remembered dict is never shared.
-        session = self.session_class._stored(
-            data, session_id, created, accessed, flash, csrf, user, record.version, body_bytes, record.expires_at
+        return self.session_class._stored(
+            data,
+            session_id,
+            created,
+            accessed,
+            flash,
+            csrf,
+            user,
+            record.version,
+            body_bytes,
+            record.expires_at,
+            self._claim_flash,
+            (session_id, key),
         )
-        session._flash_claimer = self.claim_flash
-        session._key = (session_id, key)
-        return session
 
     def _remember(
         self,
+        key: str,
         raw: bytes | str,
         created: float,
         accessed: float,
@@ -220,7 +235,7 @@ class SessionManager:
         cache = self._decoded
         if len(cache) >= DECODED_RECORDS:
             cache.clear()
-        cache[raw] = (created, accessed, body_bytes, dict(data), csrf, user)
+        cache[key] = (raw, created, accessed, body_bytes, dict(data), csrf, user)
 
     # -- committing ---------------------------------------------------------------
 
@@ -487,7 +502,7 @@ class SessionManager:
             if self.store.save(key, record, ttl, session.version):
                 session._loaded_body, session._dirty = body, False
                 if not session._flash:  # the next request loads these very bytes
-                    self._remember(record, session.created, now, body, session, session._csrf, session.user_id)
+                    self._remember(key, record, session.created, now, body, session, session._csrf, session.user_id)
                 return True
             return self._merge_locked(session, key, ttl, now)
 

@@ -112,6 +112,8 @@ class Session(dict[str, Any]):
         version: Any,
         loaded_body: bytes,
         expires_at: float | None,
+        flash_claimer: Callable[[Session, str], list[Any]] | None,
+        key: tuple[str, str] | None,
     ) -> Session:
         """A session loaded from a store: what ``__init__`` does, for the hot path
         (no keyword parsing, no clock read)."""
@@ -122,10 +124,10 @@ class Session(dict[str, Any]):
         self.store_unavailable = self.unsaved = False
         self.user_id = self._loaded_user = user_id
         self.invalidated_ids = []
-        self._flash, self._flash_claimer, self._csrf = flash, None, csrf
+        self._flash, self._flash_claimer, self._csrf = flash, flash_claimer, csrf
         self._loaded_body = loaded_body
         self._dirty = self._regenerate = self._touched = False
-        self._key = None
+        self._key = key
         return self
 
     def _unchanged(self) -> bool:
