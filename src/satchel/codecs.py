@@ -13,6 +13,7 @@ import hmac
 import json
 import math
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,23 +27,39 @@ _decoder = json.JSONDecoder()
 def _c_dumps() -> Callable[[Any], str] | None:
     """``_encoder.encode`` without building a new C encoder on every call (~1 µs).
 
-    The encoder is made once, without a circular-reference table (a cycle is a
-    RecursionError instead, which the callers turn into NotSerializable). None
-    where this Python has no C encoder or it takes other arguments.
+    One encoder per thread, each with its own circular-reference table (the
+    table holds the containers being encoded, so two threads must not share
+    one); the table is emptied after an error, which can leave entries in it.
+    None where this Python has no C encoder or it takes other arguments.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - CPython has it
         return None
+
+    def build() -> tuple[dict[int, Any], Callable[[Any, int], Any]]:
+        markers: dict[int, Any] = {}
+        basestring = json.encoder.encode_basestring
+        return markers, make(markers, _encoder.default, basestring, None, ":", ",", False, False, False)
+
     try:
-        chunks = make(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+        _, chunks = build()
         if "".join(chunks({"a": [1, 2.5, None, True, "\u00e9"]}, 0)) != '{"a":[1,2.5,null,true,"\u00e9"]}':
             return None  # pragma: no cover
     except TypeError:  # pragma: no cover - another signature
         return None
+    local = threading.local()
     join = "".join
 
     def dumps(value: Any) -> str:
-        return join(chunks(value, 0))
+        try:
+            markers, chunks = local.encoder
+        except AttributeError:
+            markers, chunks = local.encoder = build()
+        try:
+            return join(chunks(value, 0))
+        except BaseException:
+            markers.clear()
+            raise
 
     return dumps
 
@@ -51,8 +68,12 @@ _dumps: Callable[[Any], str] = _c_dumps() or _encoder.encode
 #: The decoder's scanner: one JSON value from a position, without the whitespace
 #: handling of ``decode`` (a body never has any). Raises StopIteration when none.
 _scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
-#: Types whose values are always valid JSON, checked without encoding them.
-SCALAR_TYPES = frozenset({int, bool, type(None)})
+#: The types of JSON's scalars. A value of exactly one of these is immutable, so a
+#: session holding only such values cannot change without its methods being called.
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+#: Integers this short always encode (Python refuses to print ints past
+#: sys.get_int_max_str_digits(), 4300 digits by default and at least 640).
+SHORT_INT_BITS = 1024
 
 #: The body of a session with no data, no flash messages and no CSRF token.
 EMPTY_BODY = b'{"d":{}}'
@@ -65,7 +86,7 @@ def encode_value(value: Any, key: object) -> str:
         text = _dumps(value)
         text.encode("utf-8")  # a lone surrogate passes json but not UTF-8
         return text
-    except (TypeError, ValueError, RecursionError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # a cycle: ValueError
         raise NotSerializable(
             f"session[{key!r}] cannot be stored: {exc}. Session values must be JSON "
             "(str, int, float, bool, None, lists and dicts with str keys)",
@@ -76,7 +97,11 @@ def encode_value(value: Any, key: object) -> str:
 def check_value(value: Any, key: object) -> None:
     """Raise NotSerializable unless ``value`` can be stored; scalars without encoding them."""
     kind = type(value)
-    if kind in SCALAR_TYPES:
+    if kind is bool or value is None:
+        return
+    if kind is int:
+        if value.bit_length() > SHORT_INT_BITS:
+            encode_value(value, key)  # too long to print
         return
     if kind is str:
         if not value.isascii():

@@ -19,6 +19,7 @@ from typing import Any
 from . import cookies
 from .codecs import (
     EMPTY_BODY,
+    PLAIN_TYPES,
     Body,
     Signer,
     decode_body,
@@ -87,6 +88,8 @@ class SessionManager:
         # conflict only with other processes' writes, never with each other.
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
         self._claim_flash = self.claim_flash  # one bound method, for every session loaded
+        # Sessions are built without calling __init__ unless the class has its own.
+        self._plain_sessions = session_class.__init__ is Session.__init__
         # signed cookie value -> (session id, store key), for values that verified
         self._verified: dict[str, tuple[str, str]] = {}
         # store key (a sealed cookie value in cookie mode) -> (record bytes, created,
@@ -194,20 +197,38 @@ class SessionManager:
             if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
                 return None
         # _stored copies ``data`` into the session: the remembered dict is never shared.
-        return self.session_class._stored(
+        if self._plain_sessions:
+            return self.session_class._stored(
+                data,
+                session_id,
+                created,
+                accessed,
+                flash,
+                csrf,
+                user,
+                record.version,
+                body_bytes,
+                record.expires_at,
+                self._claim_flash,
+                (session_id, key),
+            )
+        # A session class with an __init__ of its own gets it called.
+        session = self.session_class(
             data,
-            session_id,
-            created,
-            accessed,
-            flash,
-            csrf,
-            user,
-            record.version,
-            body_bytes,
-            record.expires_at,
-            self._claim_flash,
-            (session_id, key),
+            session_id=session_id,
+            new=False,
+            created=created,
+            accessed=accessed,
+            flash=flash,
+            csrf=csrf,
+            version=record.version,
+            loaded_body=body_bytes,
+            expires_at=record.expires_at,
+            had_cookie=True,
+            user_id=user,
         )
+        session._flash_claimer, session._key = self._claim_flash, (session_id, key)
+        return session
 
     def _remember(
         self,
@@ -222,16 +243,16 @@ class SessionManager:
     ) -> None:
         """Keep a flat record's decoded values for its next load (see DECODED_RECORDS).
 
-        Only records whose values are all immutable (str, numbers, booleans, None)
-        and that hold no flash messages (the caller checks): a shallow copy of
-        those is a full copy.
+        Only records whose values are all of JSON's scalar types exactly (str, int,
+        float, bool, None) and that hold no flash messages (the caller checks): a
+        shallow copy of those is a full copy, and a session the request wrote holds
+        just what decoding its record would give back.
         """
         if len(raw) > DECODED_RECORD_MAX_BYTES:
             return
         for value in data.values():
-            kind = type(value)
-            if kind is dict or kind is list:
-                return
+            if type(value) not in PLAIN_TYPES:
+                return  # mutable, or not what decoding would give back
         cache = self._decoded
         if len(cache) >= DECODED_RECORDS:
             cache.clear()

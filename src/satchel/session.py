@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .codecs import SCALAR_TYPES, check_value, encode_value, new_token
+from .codecs import PLAIN_TYPES, check_value, encode_value, new_token
 from .errors import NotSerializable
 
 
@@ -134,14 +134,14 @@ class Session(dict[str, Any]):
         """True when nothing can have changed since the load, without encoding.
 
         Every write through the session's methods marks it touched; what is left
-        is a change made inside a nested list or dict, so a session holding any
-        is compared by encoding it, like a touched one.
+        is a change made inside a value that is not a plain str, number, bool or
+        None (a list, a dict, a flash message), so a session holding any is
+        compared by encoding it, like a touched one.
         """
-        if self._touched or self._dirty:
+        if self._touched or self._dirty or self._flash:
             return False
         for value in self.values():
-            kind = type(value)
-            if kind is dict or kind is list:
+            if type(value) not in PLAIN_TYPES:
                 return False
         return True
 
@@ -151,7 +151,7 @@ class Session(dict[str, Any]):
         if type(key) is not str:
             if not isinstance(key, str):
                 raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
-        if type(value) not in SCALAR_TYPES:
+        if type(value) is not bool and value is not None:
             check_value(value, key)
         self._touched = True
         dict.__setitem__(self, key, value)

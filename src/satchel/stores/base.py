@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ConfigurationError
 
@@ -20,12 +19,11 @@ Version = int | str | bytes
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,250}")
 
 
-@dataclass(slots=True)
-class Record:
+class Record(NamedTuple):
     """What ``load`` returns: the stored bytes and the version they are at.
 
-    Not frozen: a frozen dataclass's ``__init__`` costs three times as much, and
-    one is built on every request. Nothing changes a record after ``load``.
+    Immutable and hashable; a named tuple rather than a frozen dataclass, whose
+    ``__init__`` costs twice as much, and one is built on every request.
 
     ``expires_at`` is the record's expiry as a Unix time when the store can tell
     it without another round trip, else ``None``.

@@ -159,8 +159,9 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.ClusterDownError,
     rx.RedisClusterException,  # raised when no startup node answers; not a RedisError
 )
-#: Every exception of redis-py a store turns into one of satchel's.
-FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, rx.RedisError)
+#: Every exception of redis-py a store turns into one of satchel's. redis-py's
+#: parsers raise ValueError on a reply that is not RESP (another server on the port).
+FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, rx.RedisError, ValueError)
 
 SAVE, TOUCH, NONE = b"save", b"touch", b""
 
@@ -294,6 +295,8 @@ def _read_reply(sock: socket.socket) -> Any:
             raise rx.ConnectionError("Connection closed by server.")
         try:
             reply, end = _parse(data, 0)
+        except (ValueError, IndexError) as exc:  # not RESP: a proxy, or not Redis at all
+            raise rx.InvalidResponse(f"Protocol error: {exc}") from exc
         except _Short as short:
             chunks, have = [data], len(data)
             while have < short.need:
@@ -376,12 +379,15 @@ def _direct_path_fits(client: Client) -> TypeGuard[redis.Redis]:
 class _Direct(_Commands):
     """HMGET, EVALSHA, SCRIPT LOAD and DEL written straight to the pool's connections (module doc)."""
 
-    __slots__ = ("_idle", "_pid", "_pool")
+    __slots__ = ("_idle", "_keep", "_pid", "_pool")
 
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
         self._pool = client.connection_pool
         self._idle: list[Connection] = []
+        # Idle connections kept beyond this go back to the pool, so a small pool
+        # (max_connections) shared with count() or the application never runs dry.
+        self._keep = client.connection_pool.max_connections // 2
         self._pid = os.getpid()
 
     def hmget(self, name: str) -> list[Any]:
@@ -405,9 +411,8 @@ class _Direct(_Commands):
         """One command, on an idle connection of this store or a new one from the pool."""
         if self._pid != os.getpid():
             self._forked()
-        idle = self._idle
         try:
-            conn = idle.pop()
+            conn = self._idle.pop()
         except IndexError:
             conn = self._pool.get_connection()
         try:
@@ -418,7 +423,11 @@ class _Direct(_Commands):
             except (rx.ConnectionError, rx.TimeoutError) as exc:
                 return _retry(conn, packed, exc)
         finally:
-            idle.append(conn)
+            idle = self._idle  # after a close(), the new list
+            if len(idle) < self._keep:
+                idle.append(conn)
+            else:
+                self._pool.release(conn)
 
     def _forked(self) -> None:
         """In a child process: leave the parent's connections alone (the pool resets itself)."""
