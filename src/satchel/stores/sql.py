@@ -251,7 +251,7 @@ def _has_internals(engine: sa.Engine) -> bool:
     )
 
 
-def _listened(target: Any) -> bool:
+def has_listeners(target: Any) -> bool:
     """Whether an engine or dialect has an event listener now. Its ``_has_events``
     flag says that one was added at some time (to it or to its class), and stays
     set after the listener is removed."""
@@ -475,8 +475,8 @@ class SQLStore(Store):
             sql is None
             # Listeners (an application's, a tracer's) get every statement through Core,
             # with the Connection and execution context they expect.
-            or (engine._has_events and _listened(engine))
-            or (engine.dialect._has_events and _listened(engine.dialect))  # handle_error, do_execute
+            or (engine._has_events and has_listeners(engine))
+            or (engine.dialect._has_events and has_listeners(engine.dialect))  # handle_error, do_execute
             or sa.Connection._has_events  # listeners on every Connection
             or engine._should_log_info()  # echo: Core logs the statements
         ):
