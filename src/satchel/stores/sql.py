@@ -199,7 +199,7 @@ def create_engine(url: str, options: Mapping[str, Any], address: str = "") -> sa
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(cursor)
                 cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
@@ -234,6 +234,24 @@ class _Prepared:
     sql: str | None = None
     #: For a positional paramstyle: the parameters in the order the SQL takes them.
     positional: Callable[[_Params], tuple[Any, ...]] | None = None
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting out other connections doing the same.
+
+    Switching a new database file to WAL needs it to itself, and SQLite answers
+    "database is locked" at once, without the busy timeout, while another
+    connection switches it (processes starting together on a fresh file).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver's module is not imported here
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _has_internals(engine: sa.Engine) -> bool:
