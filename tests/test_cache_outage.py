@@ -26,8 +26,10 @@ from satchel.errors import StoreUnavailable
 from services import need
 from test_cache_support import RedisServer, free_port
 
-#: One call may take this long while the server is down (connections are refused at once).
-FAST = 0.5
+#: No call may wait out a connect timeout while the server is down: connections are
+#: refused at once, so a call taking the shortest of the timeouts (redis and memcached
+#: 1 s) must have waited for one, or retried with a backoff.
+FAST = cache_backends.SERVER_TIMEOUT
 
 
 class Creator:
