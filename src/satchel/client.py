@@ -575,8 +575,8 @@ class ClientSessionManager(SessionManager):
                 created, issued, body = self._verify(chunks, now)
                 decoded = decode_body(body)
                 data, flash, csrf, user = decoded.data, decoded.flash, decoded.csrf, decoded.user
-                if len(chunks) == 1 and not flash:
-                    self._remember(head, head, created, issued, body, data, csrf, user)
+                if len(chunks) == 1:
+                    self._remember(head, head, created, issued, body, data, flash, csrf, user)
         except _Rejected as exc:
             security_log.log(exc.level, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
@@ -672,8 +672,10 @@ class ClientSessionManager(SessionManager):
             self._sent(session, tuple(k for k in seen if k < count), count)
             return [self._delete(k, secure_request) for k in stale]
         parts = self.seal(session.created, now, body, cached[1] if cached and cached[0] == body else None)
-        if len(parts) == 1 and not session._flash:  # the browser sends it back next time
-            self._remember(parts[0], parts[0], session.created, now, body, session, session._csrf, session.user_id)
+        if len(parts) == 1:  # the browser sends it back next time
+            head = parts[0]
+            flash, csrf, user = session._flash, session._csrf, session.user_id
+            self._remember(head, head, session.created, now, body, session, flash, csrf, user)
         headers = [
             cookies.set_cookie_header(self._chunk_cookie[k], part, secure_request) for k, part in enumerate(parts)
         ]

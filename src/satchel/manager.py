@@ -19,7 +19,6 @@ from typing import Any
 from . import cookies
 from .codecs import (
     EMPTY_BODY,
-    PLAIN_TYPES,
     Body,
     Signer,
     decode_body,
@@ -27,6 +26,7 @@ from .codecs import (
     encode_record,
     encode_value,
     new_session_id,
+    only_plain,
     split_record,
     store_key,
 )
@@ -88,8 +88,6 @@ class SessionManager:
         # conflict only with other processes' writes, never with each other.
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
         self._claim_flash = self.claim_flash  # one bound method, for every session loaded
-        # Sessions are built without calling __init__ unless the class has its own.
-        self._plain_sessions = session_class.__init__ is Session.__init__
         # signed cookie value -> (session id, store key), for values that verified
         self._verified: dict[str, tuple[str, str]] = {}
         # store key (a sealed cookie value in cookie mode) -> (record bytes, created,
@@ -186,8 +184,7 @@ class SessionManager:
                     self.store.delete(key)
                 return None
             data, flash, csrf, user = body.data, body.flash, body.csrf, body.user
-            if not flash:
-                self._remember(key, record.data, created, accessed, body_bytes, data, csrf, user)
+            self._remember(key, record.data, created, accessed, body_bytes, data, flash, csrf, user)
         settings = self.settings
         if settings.absolute_timeout is not None or (record.expires_at is None and settings.timeout is not None):
             now = time.time() if now is None else now
@@ -197,38 +194,20 @@ class SessionManager:
             if record.expires_at is None and settings.timeout is not None and accessed + settings.timeout <= now:
                 return None
         # _stored copies ``data`` into the session: the remembered dict is never shared.
-        if self._plain_sessions:
-            return self.session_class._stored(
-                data,
-                session_id,
-                created,
-                accessed,
-                flash,
-                csrf,
-                user,
-                record.version,
-                body_bytes,
-                record.expires_at,
-                self._claim_flash,
-                (session_id, key),
-            )
-        # A session class with an __init__ of its own gets it called.
-        session = self.session_class(
+        return self.session_class._stored(
             data,
-            session_id=session_id,
-            new=False,
-            created=created,
-            accessed=accessed,
-            flash=flash,
-            csrf=csrf,
-            version=record.version,
-            loaded_body=body_bytes,
-            expires_at=record.expires_at,
-            had_cookie=True,
-            user_id=user,
+            session_id,
+            created,
+            accessed,
+            flash,
+            csrf,
+            user,
+            record.version,
+            body_bytes,
+            record.expires_at,
+            self._claim_flash,
+            (session_id, key),
         )
-        session._flash_claimer, session._key = self._claim_flash, (session_id, key)
-        return session
 
     def _remember(
         self,
@@ -238,21 +217,19 @@ class SessionManager:
         accessed: float,
         body_bytes: bytes,
         data: dict[str, Any],
+        flash: dict[str, list[Any]],
         csrf: str | None,
         user: str | None,
     ) -> None:
         """Keep a flat record's decoded values for its next load (see DECODED_RECORDS).
 
         Only records whose values are all of JSON's scalar types exactly (str, int,
-        float, bool, None) and that hold no flash messages (the caller checks): a
-        shallow copy of those is a full copy, and a session the request wrote holds
-        just what decoding its record would give back.
+        float, bool, None) and that hold no flash messages: a shallow copy of those is
+        a full copy, and a session the request wrote holds just what decoding its
+        record would give back.
         """
-        if len(raw) > DECODED_RECORD_MAX_BYTES:
-            return
-        for value in data.values():
-            if type(value) not in PLAIN_TYPES:
-                return  # mutable, or not what decoding would give back
+        if flash or len(raw) > DECODED_RECORD_MAX_BYTES or not only_plain(data):
+            return  # flash lists, too large, mutable values, or not what decoding gives back
         cache = self._decoded
         if len(cache) >= DECODED_RECORDS:
             cache.clear()
@@ -262,11 +239,10 @@ class SessionManager:
 
     def _ttl(self, session: Session, now: float) -> int | None:
         settings = self.settings
-        ttl = settings.timeout
-        if settings.absolute_timeout is not None:
-            remaining = max(1, int(session.created + settings.absolute_timeout - now))
-            ttl = remaining if ttl is None else min(ttl, remaining)
-        return ttl
+        if settings.absolute_timeout is None:
+            return settings.timeout
+        remaining = max(1, int(session.created + settings.absolute_timeout - now))
+        return remaining if settings.timeout is None else min(settings.timeout, remaining)
 
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
@@ -274,16 +250,7 @@ class SessionManager:
             # The visitor's stored session may be intact: keep their cookie.
             return []
         try:
-            if (
-                session.id is not None
-                and not session._regenerate
-                and not session.invalidated_ids
-                and session.user_id == session._loaded_user
-            ):
-                # The common request: the session it loaded, under the same id and user.
-                header = self._save_loaded(session, secure_request)
-            else:
-                header = self._commit(session, secure_request)
+            header = self._commit(session, secure_request)
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
@@ -294,15 +261,12 @@ class SessionManager:
     def _save_loaded(self, session: Session, secure_request: bool) -> str | None:
         """Commit a loaded session that keeps its id and user: write it if it changed,
         renew it if that is due, else nothing (a read-only request encodes nothing)."""
-        loaded = session._loaded_body
+        loaded, now = session._loaded_body, time.time()
         if loaded is not None and session._unchanged():
-            if not self._renewal_due(session, time.time()):
-                return None
             body = loaded
         else:
             # The session is a dict: encoded as it is, without a copy.
             body = encode_body(session, session._flash, session._csrf, session.user_id)
-        now = time.time()
         if session._dirty or body != loaded:
             try:
                 if not self._update(session, body, now):
@@ -340,12 +304,12 @@ class SessionManager:
         return header
 
     def _write(self, session: Session, secure_request: bool) -> str | None:
-        now = time.time()
         for old_id in session.invalidated_ids:
             self.store.delete(store_key(old_id))
-        cookie = self.settings.cookie
         if session.id is not None and not session._regenerate:
             return self._save_loaded(session, secure_request)
+        now = time.time()
+        cookie = self.settings.cookie
         # The session is a dict: encoded as it is, without a copy.
         body = encode_body(session, session._flash, session._csrf, session.user_id)
         if session.id is None:
@@ -357,16 +321,26 @@ class SessionManager:
                 return None
             self._create(session, body, now)
             return self._cookie(session, secure_request)
-        if session._regenerate:
-            if not self._move(session, body, now):
-                return cookies.delete_cookie_header(cookie, secure_request)
-            return self._cookie(session, secure_request)
-        return self._save_loaded(session, secure_request)
+        # regenerate_id()
+        if not self._move(session, body, now):
+            return cookies.delete_cookie_header(cookie, secure_request)
+        return self._cookie(session, secure_request)
 
     @staticmethod
     def _id(session: Session) -> str:
         assert session.id is not None
         return session.id
+
+    @staticmethod
+    def _key(session: Session) -> str:
+        """The store key of the session's id; hashed once per id (kept on the session)."""
+        cached = session._key
+        if cached is not None and cached[0] is session.id:
+            return cached[1]
+        session_id = SessionManager._id(session)
+        key = store_key(session_id)
+        session._key = (session_id, key)
+        return key
 
     def _room_for_new_session(self) -> bool:
         """False once the store holds ``max_records`` records (counted every few seconds)."""
@@ -411,7 +385,7 @@ class SessionManager:
         cookie then find no session, and do not delete the (new) cookie either.
         False when the session was invalidated meanwhile.
         """
-        old_key = store_key(self._id(session))
+        old_key = self._key(session)
         base = _loaded(session)
         current = Body(dict(session), session._flash, session._csrf, session.user_id)
         with self._write_lock(old_key):
@@ -440,11 +414,10 @@ class SessionManager:
         return True
 
     def _renewal_due(self, session: Session, now: float) -> bool:
-        settings = self.settings
-        interval = settings.renew_interval
+        interval = self.settings.renew_interval
         if interval <= 0:
             return False
-        ttl = settings.timeout if settings.absolute_timeout is None else self._ttl(session, now)
+        ttl = self._ttl(session, now)
         if session.expires_at is not None and ttl is not None:
             last_renewal = session.expires_at - ttl
         else:
@@ -452,7 +425,7 @@ class SessionManager:
         return now - last_renewal >= interval
 
     def _renew(self, session: Session, body: bytes, now: float) -> None:
-        key = store_key(self._id(session))
+        key = self._key(session)
         ttl = self._ttl(session, now)
         if session.expires_at is not None:
             self.store.touch(key, ttl)
@@ -472,7 +445,7 @@ class SessionManager:
         """
         base = _loaded(session)
         own = _multiset_minus(session._flash.pop(queue, []), base.flash.get(queue, []))
-        key = store_key(self._id(session))
+        key = self._key(session)
         # From now on the queue counts as gone from what was loaded, so the end of
         # the request neither writes its removal again nor brings it back.
         remaining = {q: m for q, m in base.flash.items() if q != queue}
@@ -514,16 +487,16 @@ class SessionManager:
     def _update(self, session: Session, body: bytes, now: float) -> bool:
         """Write the session conditionally; on a conflict merge this request's changes
         into the latest record and try again. False when the session is gone."""
-        cached = session._key
-        key = cached[1] if cached is not None and cached[0] is session.id else store_key(self._id(session))
-        settings = self.settings
-        ttl = settings.timeout if settings.absolute_timeout is None else self._ttl(session, now)
+        key = self._key(session)
+        ttl = self._ttl(session, now)
         record = encode_record(session.created, now, body)
         with self._write_locks[hash(key) % WRITE_LOCK_STRIPES]:
             if self.store.save(key, record, ttl, session.version):
                 session._loaded_body, session._dirty = body, False
-                if not session._flash:  # the next request loads these very bytes
-                    self._remember(key, record, session.created, now, body, session, session._csrf, session.user_id)
+                # The next request loads these very bytes.
+                self._remember(
+                    key, record, session.created, now, body, session, session._flash, session._csrf, session.user_id
+                )
                 return True
             return self._merge_locked(session, key, ttl, now)
 

@@ -79,13 +79,7 @@ class SatchelSessionFactory:
         session = request.environ.get(_SESSION)
         if not isinstance(session, Session):
             return
-        headers = response.headerlist
-        for name, _ in headers:
-            if name.lower() == "vary":
-                _vary(response)
-                break
-        else:  # the common case: no Vary yet, so no parsing
-            headers.append(("Vary", "Cookie"))
+        _vary(response)
         if request.exception is not None and not self.save_on_exception:
             return
         for header in self.manager.commit(session, secure_request=request.scheme == "https"):

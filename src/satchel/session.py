@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .codecs import PLAIN_TYPES, check_value, encode_value, new_token
+from .codecs import check_value, encode_value, new_token, only_plain
 from .errors import NotSerializable
 
 
@@ -116,7 +116,25 @@ class Session(dict[str, Any]):
         key: tuple[str, str] | None,
     ) -> Session:
         """A session loaded from a store: what ``__init__`` does, for the hot path
-        (no keyword parsing, no clock read)."""
+        (no keyword parsing, no clock read). A subclass with an ``__init__`` of its
+        own gets it called instead."""
+        if cls.__init__ is not Session.__init__:
+            self = cls(
+                data,
+                session_id=session_id,
+                new=False,
+                created=created,
+                accessed=accessed,
+                flash=flash,
+                csrf=csrf,
+                version=version,
+                loaded_body=loaded_body,
+                expires_at=expires_at,
+                had_cookie=True,
+                user_id=user_id,
+            )
+            self._flash_claimer, self._key = flash_claimer, key
+            return self
         self = cls.__new__(cls)
         dict.update(self, data)
         self.id, self.new, self.created, self.accessed = session_id, False, created, accessed
@@ -138,12 +156,7 @@ class Session(dict[str, Any]):
         None (a list, a dict, a flash message), so a session holding any is
         compared by encoding it, like a touched one.
         """
-        if self._touched or self._dirty or self._flash:
-            return False
-        for value in self.values():
-            if type(value) not in PLAIN_TYPES:
-                return False
-        return True
+        return not (self._touched or self._dirty or self._flash) and only_plain(self)
 
     # -- dict writes are checked so a bad value fails inside the view -----------
 
@@ -151,8 +164,7 @@ class Session(dict[str, Any]):
         if type(key) is not str:
             if not isinstance(key, str):
                 raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
-        if type(value) is not bool and value is not None:
-            check_value(value, key)
+        check_value(value, key)
         self._touched = True
         dict.__setitem__(self, key, value)
 

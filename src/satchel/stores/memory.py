@@ -47,26 +47,18 @@ class MemoryStore(Store):
         return entry
 
     def load(self, key: str) -> Record | None:
-        records = self._records
         with self._lock:
-            entry = records.get(key)
+            entry = self._live(key, time.time())
             if entry is None:
                 return None
-            data, version, expires_at = entry
-            if expires_at is not None and expires_at <= time.time():
-                del records[key]
-                return None
-            records.move_to_end(key)
-        return Record(data, version, expires_at)
+            self._records.move_to_end(key)
+        return Record(*entry)
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
         now = time.time()
         records = self._records
         with self._lock:
-            entry = records.get(key)
-            if entry is not None and entry[2] is not None and entry[2] <= now:
-                del records[key]  # expired
-                entry = None
+            entry = self._live(key, now)
             if (None if entry is None else entry[1]) != expected_version:
                 return False
             if entry is None:

@@ -88,7 +88,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import KEY_PATTERN, Record, Store, Version, check_key
+from .base import Record, Store, Version, check_key
 
 try:
     import redis
@@ -481,9 +481,7 @@ class _RedisBase(Store):
         return StoreError(f"{self.name} store at {self.address} failed to {action}: {exc}")
 
     def _key(self, key: str) -> str:
-        if type(key) is not str or not KEY_PATTERN.fullmatch(key):
-            check_key(key)  # raises, saying what keys look like
-        return self.key_prefix + key
+        return self.key_prefix + check_key(key)
 
     def load(self, key: str) -> Record | None:
         name = self._key(key)

@@ -43,11 +43,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
+
+_T = TypeVar("_T")
 
 try:
     import sqlalchemy as sa
@@ -477,16 +479,24 @@ class SQLStore(Store):
             except sa.exc.SQLAlchemyError as exc:
                 raise self._failure(exc) from exc
 
-    def _run(self, prepared: _Prepared, params: _Params, fetch: bool) -> Any:
-        """Run a hot statement as its own transaction: its first row (or None) if
-        ``fetch``, else how many rows it changed. If its pooled connection turned out
-        to be dead, run it once more (the pool has then dropped its stale connections).
+    @staticmethod
+    def _once_more(run: Callable[..., _T], *args: Any) -> _T:
+        """Run a one-statement transaction; if its pooled connection turned out to be
+        dead, run it once more (the pool has then dropped its stale connections).
 
         A statement whose connection was already dead never reached the server, so
         the retry does not run it twice. Should a connection die in the middle of a
         conditional write, the retry reports a conflict, which the session manager
         resolves by merging.
         """
+        try:
+            return run(*args)
+        except _Disconnected:
+            return run(*args)
+
+    def _run(self, prepared: _Prepared, params: _Params, fetch: bool) -> Any:
+        """Run a hot statement as its own transaction (see _once_more): its first row
+        (or None) if ``fetch``, else how many rows it changed."""
         engine = self.engine
         sql = prepared.sql
         if (
@@ -498,15 +508,9 @@ class SQLStore(Store):
             or sa.Connection._has_events  # listeners on every Connection
             or engine._should_log_info()  # echo: Core logs the statements
         ):
-            try:
-                return self._execute(prepared.statement, params, fetch)
-            except _Disconnected:
-                return self._execute(prepared.statement, params, fetch)
+            return self._once_more(self._execute, prepared.statement, params, fetch)
         args: Any = params if prepared.positional is None else prepared.positional(params)
-        try:
-            return self._run_direct(sql, args, fetch)
-        except _Disconnected:
-            return self._run_direct(sql, args, fetch)
+        return self._once_more(self._run_direct, sql, args, fetch)
 
     def _run_direct(self, sql: str, args: Any, fetch: bool) -> Any:
         """Run ``sql`` on a pooled DBAPI connection, as SQLAlchemy would but without its
@@ -562,10 +566,7 @@ class SQLStore(Store):
 
     def _rowcount(self, statement: sa.Executable, params: _Params | None = None) -> int:
         """A statement that is not hot, through Core (with one retry on a dead connection)."""
-        try:
-            return int(self._execute(statement, params, False))
-        except _Disconnected:
-            return int(self._execute(statement, params, False))
+        return int(self._once_more(self._execute, statement, params, False))
 
     def _create_table(self) -> None:
         try:
@@ -582,7 +583,7 @@ class SQLStore(Store):
 
     def load(self, key: str) -> Record | None:
         check_key(key)
-        row = self._run(self._select, {"k": key, "now": time.time_ns() // 1_000_000}, True)
+        row = self._run(self._select, {"k": key, "now": _now_ms()}, True)
         if row is None:
             return None
         data, version, expires_at = row
@@ -590,7 +591,7 @@ class SQLStore(Store):
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
         check_key(key)
-        now = time.time_ns() // 1_000_000
+        now = _now_ms()
         expires = None if ttl is None else now + ttl * 1000
         if expected_version is not None:
             if not isinstance(expected_version, int) or isinstance(expected_version, bool):
@@ -623,7 +624,7 @@ class SQLStore(Store):
 
     def touch(self, key: str, ttl: int | None) -> bool:
         check_key(key)
-        now = time.time_ns() // 1_000_000
+        now = _now_ms()
         params = {"k": key, "now": now, "new_expires": None if ttl is None else now + ttl * 1000}
         changed: int = self._run(self._touch, params, False)
         return changed == 1
@@ -643,10 +644,7 @@ class SQLStore(Store):
                 return total
 
     def count(self) -> int:
-        try:
-            row = self._execute(self._count, {"now": _now_ms()}, True)
-        except _Disconnected:
-            row = self._execute(self._count, {"now": _now_ms()}, True)
+        row = self._once_more(self._execute, self._count, {"now": _now_ms()}, True)
         return int(row[0])
 
     def close(self) -> None:
