@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyramid.config import Configurator
@@ -12,6 +12,8 @@ from pyramid.response import Response
 from webtest import TestApp
 
 from satchel.errors import NotSerializable, StoreUnavailable
+from satchel.manager import SessionManager
+from satchel.session import Session
 from satchel.stores.base import Record, Store, Version
 
 SECRET = "0cb243f53ad865a0f70099c0414ffe9cfcfe03ac"
@@ -222,3 +224,32 @@ def counting(app: TestApp) -> CountingStore:
     wrapper = CountingStore(factory.manager.store)
     factory.manager.store = wrapper
     return wrapper
+
+
+# -- one visitor, straight at the session manager ------------------------------------
+
+MANAGER_MODES = {
+    "memory": {"session.type": "memory"},
+    "cookie": {
+        "session.type": "cookie",
+        "session.encrypt_key": "manager-modes-encryption-key-0123456789",
+        "session.timeout": "600",
+    },
+}
+
+
+class Browser:
+    """One visitor of a SessionManager: keeps the cookie (named ``sid``) it last sent."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+        self.cookie: str | None = None
+
+    def request(self, view: Callable[[Session], Any]) -> Any:
+        session = self.manager.open_request(f"sid={self.cookie}" if self.cookie else None)
+        result = view(session)
+        for header in self.manager.commit(session):
+            value = header.split(";", 1)[0].split("=", 1)[1]
+            self.cookie = value or None
+        return result
+

@@ -6,44 +6,21 @@ what the slow path gave."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from apps import BASE_SETTINGS
+from apps import BASE_SETTINGS, MANAGER_MODES, Browser
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager, build_manager
 from satchel.session import Session
 from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 
-KEY = "edges-test-encryption-key-0123456789abcdef"
-MODES = {
-    "memory": {"session.type": "memory"},
-    "cookie": {"session.type": "cookie", "session.encrypt_key": KEY, "session.timeout": "600"},
-}
 
-
-class Browser:
-    """One visitor: keeps the cookie the manager last sent."""
-
-    def __init__(self, manager: SessionManager) -> None:
-        self.manager = manager
-        self.cookie: str | None = None
-
-    def request(self, view: Callable[[Session], Any]) -> Any:
-        session = self.manager.open_request(f"sid={self.cookie}" if self.cookie else None)
-        result = view(session)
-        for header in self.manager.commit(session):
-            value = header.split(";", 1)[0].split("=", 1)[1]
-            self.cookie = value or None
-        return result
-
-
-@pytest.fixture(params=sorted(MODES))
+@pytest.fixture(params=sorted(MANAGER_MODES))
 def manager(request: pytest.FixtureRequest) -> SessionManager:
-    return build_manager(parse_session_settings({**BASE_SETTINGS, **MODES[request.param]}))
+    return build_manager(parse_session_settings({**BASE_SETTINGS, **MANAGER_MODES[request.param]}))
 
 
 # -- remembered records hold only what decoding gives back --------------------------

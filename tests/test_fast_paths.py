@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from apps import BASE_SETTINGS, CountingStore
+from apps import BASE_SETTINGS, MANAGER_MODES, Browser, CountingStore
 from satchel.client import ClientSessionManager
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager, build_manager
@@ -23,41 +23,10 @@ from satchel.session import Session
 from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 
-KEY = "fast-path-test-encryption-key-0123456789"
-MODES = {
-    "memory": {"session.type": "memory"},
-    "cookie": {"session.type": "cookie", "session.encrypt_key": KEY, "session.timeout": "600"},
-}
 
-
-def cookie_of(headers: list[str], name: str = "sid") -> str:
-    for header in headers:
-        first = header.split(";", 1)[0]
-        if first.startswith(name + "="):
-            return first.split("=", 1)[1]
-    raise AssertionError(f"no {name} cookie in {headers}")
-
-
-class Browser:
-    """One visitor: keeps the cookie the manager last sent."""
-
-    def __init__(self, manager: SessionManager) -> None:
-        self.manager = manager
-        self.cookie: str | None = None
-
-    def request(self, view: Callable[[Session], Any]) -> Any:
-        session = self.manager.open_request(f"sid={self.cookie}" if self.cookie else None)
-        result = view(session)
-        headers = self.manager.commit(session)
-        for header in headers:
-            value = header.split(";", 1)[0].split("=", 1)[1]
-            self.cookie = value or None
-        return result
-
-
-@pytest.fixture(params=sorted(MODES))
+@pytest.fixture(params=sorted(MANAGER_MODES))
 def manager(request: pytest.FixtureRequest) -> SessionManager:
-    settings = parse_session_settings({**BASE_SETTINGS, **MODES[request.param]})
+    settings = parse_session_settings({**BASE_SETTINGS, **MANAGER_MODES[request.param]})
     return build_manager(settings)
 
 
@@ -229,7 +198,7 @@ def test_a_cycle_is_refused_in_the_view() -> None:
 
 
 def test_a_remembered_cookie_session_still_expires() -> None:
-    settings = parse_session_settings({**BASE_SETTINGS, **MODES["cookie"], "session.absolute_timeout": "900"})
+    settings = parse_session_settings({**BASE_SETTINGS, **MANAGER_MODES["cookie"], "session.absolute_timeout": "900"})
     manager = build_manager(settings)
     assert isinstance(manager, ClientSessionManager)
     browser = Browser(manager)
