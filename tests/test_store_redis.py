@@ -35,7 +35,7 @@ from contract import StoreContract, new_key
 from satchel.errors import StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
-from satchel.stores.base import Record
+from satchel.stores.base import Record, Store
 from satchel.stores.redis import RedisClusterStore, RedisStore, _Direct, _direct_path_fits
 from services import REDIS_CLUSTER_PORTS, REDIS_URL, need_port
 
@@ -61,20 +61,25 @@ def redis_settings(url: str, prefix: str) -> StoreSettings:
 # -- the contract, against the shared servers ---------------------------------------
 
 
+def shared_store(make: Callable[[str], Store]) -> Iterator[RedisStore]:
+    """A store on the shared Redis under a fresh prefix (``make(prefix)``), dropped afterwards."""
+    target = urlsplit(REDIS_URL)
+    need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
+    prefix = new_prefix()
+    store = make(prefix)
+    assert isinstance(store, RedisStore)
+    yield store
+    store.close()
+    with redis.Redis.from_url(REDIS_URL) as client:
+        drop_prefix(client, prefix)
+
+
 class TestRedisStore(StoreContract):
     server_expires = True
 
     @pytest.fixture
     def store(self) -> Iterator[RedisStore]:
-        target = urlsplit(REDIS_URL)
-        need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
-        prefix = new_prefix()
-        store = open_store(redis_settings(REDIS_URL, prefix))
-        assert isinstance(store, RedisStore)
-        yield store
-        store.close()
-        with redis.Redis.from_url(REDIS_URL) as client:
-            drop_prefix(client, prefix)
+        yield from shared_store(lambda prefix: open_store(redis_settings(REDIS_URL, prefix)))
 
 
 class TestRedisStoreGenericPath(StoreContract):
@@ -84,15 +89,11 @@ class TestRedisStoreGenericPath(StoreContract):
 
     @pytest.fixture
     def store(self) -> Iterator[RedisStore]:
-        target = urlsplit(REDIS_URL)
-        need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
-        prefix = new_prefix()
-        store = RedisStore(redis.Redis.from_url(REDIS_URL, socket_timeout=2, protocol=3), prefix)
-        assert not isinstance(store._server(), _Direct)
-        yield store
-        store.close()
-        with redis.Redis.from_url(REDIS_URL) as client:
-            drop_prefix(client, prefix)
+        for store in shared_store(
+            lambda prefix: RedisStore(redis.Redis.from_url(REDIS_URL, socket_timeout=2, protocol=3), prefix)
+        ):
+            assert not isinstance(store._server(), _Direct)
+            yield store
 
 
 def test_which_clients_take_the_direct_path() -> None:
