@@ -16,7 +16,7 @@ def render(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in result["rows"] if "us" in r and r["library"] != "none"]
+    rows = [r for r in result["rows"] if "us" in r and r["library"] not in ("none", "rawloop")]
     http = result.get("http") or {}
     panels = 3 if http.get("contenders") else 2
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 8.5), squeeze=False)
@@ -26,7 +26,7 @@ def render(result: dict[str, Any], path: Path) -> None:
         chosen.sort(key=lambda r: (ORDER.index(r["store"]) if r["store"] in ORDER else 99,
                                    r["library"] != "satchel", r["library"] == "raw", r["key"]))
         labels = [r["label"] for r in chosen]
-        values = [r["added_us"] if r["library"] != "raw" else r["us"] for r in chosen]
+        values = [r["added_us"] for r in chosen]
         colors = [COLORS.get(r["library"], "#999999") for r in chosen]
         y = list(range(len(chosen)))[::-1]
         ax.barh(y, values, color=colors, height=0.7)
@@ -36,7 +36,7 @@ def render(result: dict[str, Any], path: Path) -> None:
             rt = (r.get("counts") or {}).get("round_trips")
             note = f"{v:.0f}" + (f"  ({rt:g} RT)" if rt is not None else "")
             ax.text(v, yy, " " + note, va="center", fontsize=7)
-        ax.set_xlabel("µs per request added over the no-session floor\n(raw server floors: µs for the bare I/O)")
+        ax.set_xlabel("µs per request added over the no-session floor")
         ax.set_title(title, fontsize=10)
         ax.set_xlim(0, max(values) * 1.25 if values else 1)
         ax.grid(axis="x", alpha=0.3)
@@ -65,7 +65,7 @@ def render(result: dict[str, Any], path: Path) -> None:
     legend = [Patch(color=COLORS[k], label=label) for k, label in (
         ("satchel", "satchel"), ("beaker", "pyramid_beaker (Beaker 1.14)"),
         ("pyramid_session_redis", "pyramid_session_redis"), ("pyramid", "Pyramid SignedCookieSessionFactory"),
-        ("raw", "raw server floor (client library alone)"))]
+        ("raw", "raw server floor (the client's commands in the floor's view)"))]
     fig.legend(handles=legend, loc="lower center", ncol=5, fontsize=8, frameon=False)
     info = result["info"]
     fig.suptitle(f"satchel vs peers: Pyramid {info['versions'].get('pyramid')}, Python {info['machine']['python']}, "

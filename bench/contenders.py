@@ -5,7 +5,9 @@ Every application has the same two views:
 - ``/incr`` increments a counter in the session (a changing request);
 - ``/read`` only reads it (a read-only request).
 
-The no-session floor has the same views without touching any session.
+The no-session floor has the same views without touching any session; the raw
+server floors have them running the bare client commands (and run those
+commands alone in a tight loop as well, for comparison).
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ def floor_view(request: Any) -> Response:
     return Response("0", content_type="text/plain")
 
 
-def build_app(configure: Callable[[Configurator], None] | None, session: bool = True) -> Any:
+def build_app(configure: Callable[[Configurator], None] | None, session: bool = True,
+              views: tuple[Callable[[Any], Response], Callable[[Any], Response]] | None = None) -> Any:
+    if views is None:
+        views = (incr, read) if session else (floor_view, floor_view)
     with Configurator(settings={}) as config:
         if configure is not None:
             configure(config)
         config.add_route("incr", "/incr")
         config.add_route("read", "/read")
-        config.add_view(incr if session else floor_view, route_name="incr")
-        config.add_view(read if session else floor_view, route_name="read")
+        config.add_view(views[0], route_name="incr")
+        config.add_view(views[1], route_name="read")
         return config.make_wsgi_app()
 
 
@@ -169,7 +174,7 @@ class Contender:
     """One session library on one store."""
 
     key: str
-    library: str  # "none", "pyramid", "beaker", "pyramid_session_redis", "satchel", "raw"
+    library: str  # "none", "pyramid", "beaker", "pyramid_session_redis", "satchel", "raw", "rawloop"
     store: str  # memory, file, sql, redis, memcached, cookie, cookie-signed, ...
     label: str
     build: Callable[[], Any] | None = None  # -> WSGI app
@@ -352,12 +357,36 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
 
         return {"incr": write, "read": read_}
 
-    out.append(Contender("raw-redis", "raw", "redis", "raw redis-py GET (+SET)", counter="redis",
-                         unavailable=None if redis_url else "no Redis server reachable"))
-    out[-1].build = redis_ops
-    out.append(Contender("raw-memcached", "raw", "memcached", "raw pymemcache get (+set)", counter="memcached",
-                         unavailable=None if memcached else "no memcached server reachable"))
-    out[-1].build = memcached_ops
-    out.append(Contender("raw-sql", "raw", "sql", "raw SQLAlchemy SELECT (+UPDATE)", counter="sql"))
-    out[-1].build = sql_ops
+    for store, label, ops, unavailable in (
+        ("redis", "raw redis-py GET (+SET)", redis_ops, None if redis_url else "no Redis server reachable"),
+        ("memcached", "raw pymemcache get (+set)", memcached_ops,
+         None if memcached else "no memcached server reachable"),
+        ("sql", "raw SQLAlchemy SELECT (+UPDATE)", sql_ops, None),
+    ):
+        # The commands in the floor's view (measured like every app: its added cost
+        # over the floor) and alone in a tight loop.
+        out.append(Contender(f"raw-{store}", "raw", store, label, build=raw_view_app(ops), counter=store,
+                             unavailable=unavailable))
+        out.append(Contender(f"raw-{store}-loop", "rawloop", store, f"{label}, loop", build=ops, counter=store,
+                             unavailable=unavailable))
     return out
+
+
+def raw_view_app(build_ops: Callable[[], dict[str, Callable[[], None]]]) -> Callable[[], Any]:
+    """The floor's app with views that run the raw commands: what they add to a request."""
+
+    def build() -> Any:
+        ops = build_ops()
+        incr_op, read_op = ops["incr"], ops["read"]
+
+        def raw_incr(request: Any) -> Response:
+            incr_op()
+            return Response("0", content_type="text/plain")
+
+        def raw_read(request: Any) -> Response:
+            read_op()
+            return Response("0", content_type="text/plain")
+
+        return build_app(None, views=(raw_incr, raw_read))
+
+    return build

@@ -58,7 +58,7 @@ def contender_series(contender: Contender) -> list[Series]:
     """
     out = []
     for view in VIEWS:
-        if contender.library == "raw":
+        if contender.library == "rawloop":
             op = contender.raw[view]
             out.append(Series(contender.key, view, lambda op=op: op))
             continue
@@ -214,7 +214,7 @@ def count_requests(contender: Contender, counters: dict[str, Any], n: int = 20, 
         best: dict[str, Any] | None = None
         for _ in range(attempts):
             result: dict[str, Any] = {}
-            if contender.library == "raw":
+            if contender.library == "rawloop":
                 op = contender.raw[view]
                 before = counter.snapshot() if counter else None
                 for _ in range(n):
@@ -261,7 +261,7 @@ def count_requests(contender: Contender, counters: dict[str, Any], n: int = 20, 
         sql = counters.get("sql")
         # Python calls as in the timed requests, which run without the SQL counter's listeners.
         with sql.paused() if sql is not None else nullcontext():
-            if contender.library == "raw":
+            if contender.library == "rawloop":
                 best["py_calls"] = python_calls(contender.raw[view])
             else:
                 if contender.reprime:

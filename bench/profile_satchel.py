@@ -72,7 +72,7 @@ def main() -> int:
     try:
         wanted = args.keys.split(",")
         for contender in make_contenders(srv.redis_url, srv.memcached, tmp):
-            if contender.key not in wanted or contender.library == "raw":
+            if contender.key not in wanted or contender.library == "rawloop":
                 continue
             prepare(contender)
             if contender.unavailable:

@@ -7,11 +7,14 @@ assume nobody else talks to those two servers while they run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
 from contract import StoreContract, new_key
-from satchel.errors import ConfigurationError, StoreUnavailable
+from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
 from satchel.stores.memcached import MAX_KEY_BYTES, MemcachedStore, expiry, parse_servers
@@ -116,7 +119,7 @@ def test_each_operation_is_one_round_trip(store: MemcachedStore, servers: list[t
 def test_connections_have_tcp_nodelay(store: MemcachedStore) -> None:
     for _ in range(20):  # enough keys to open a connection to each server
         store.load(new_key())
-    connections = [client.sock for server in store._servers.values() for client in server._idle]
+    connections = [client.sock for server in store._servers.values() for client in server.idle]
     assert len(connections) == len(SERVERS)
     for sock in connections:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
@@ -275,4 +278,228 @@ def test_restart_between_calls_is_invisible(own_servers: tuple[OwnMemcached, Own
     server.start()
     assert store.load(key) is None
     assert store.save(key, b"y", 60, None)
+    store.close()
+
+
+# -- the protocol, read by the store itself -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\r\nEND\r\n", b"VALUE k 0 1 1\r\nx\r\nEND\r\n", bytes(range(256)) * 3, secrets.token_bytes(900_000)],
+    ids=["empty", "end-marker", "a-whole-reply", "every-byte", "900-KB"],
+)
+def test_any_bytes_round_trip(store: MemcachedStore, data: bytes) -> None:
+    key = new_key()
+    assert store.save(key, data, 60, None)
+    record = store.load(key)
+    assert record is not None and record.data == data
+    assert store.save(key, data[::-1], 60, record.version)
+    again = store.load(key)
+    assert again is not None and again.data == data[::-1]
+
+
+def test_value_over_the_item_size_limit_is_a_store_error_and_nothing_is_lost(store: MemcachedStore) -> None:
+    key = new_key()
+    assert store.save(key, b"kept", 60, None)
+    record = store.load(key)
+    assert record is not None
+    with pytest.raises(StoreError, match="too large"):
+        store.save(key, b"x" * (2 << 20), 60, record.version)  # memcached's default limit: 1 MB
+    with pytest.raises(StoreError, match="too large"):
+        store.save(new_key(), b"x" * (2 << 20), 60, None)
+    after = store.load(key)
+    assert after is not None and after.data == b"kept"
+    assert store.save(key, b"next", 60, after.version)
+
+
+class Proxy:
+    """A TCP relay to a real memcached that hands its replies on in small pieces,
+    and can hang up in the middle of the first reply it relays."""
+
+    def __init__(self, upstream: tuple[str, int], piece: int = 1, cut_after: int | None = None) -> None:
+        self.upstream, self.piece, self.cut_after = upstream, piece, cut_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            server = socket.create_connection(self.upstream)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._forward, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._dribble, args=(server, client), daemon=True).start()
+
+    def _forward(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        target.close()
+
+    def _dribble(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                for start in range(0, len(chunk), self.piece):
+                    if self.cut_after is not None and self.cut_after <= 0:
+                        self.cut_after = None
+                        target.close()
+                        source.close()
+                        return
+                    piece = chunk[start : start + self.piece]
+                    target.sendall(piece)
+                    if self.cut_after is not None:
+                        self.cut_after -= len(piece)
+                    if start < 64:
+                        time.sleep(0.001)  # the reader sees the head of a reply one byte at a time
+        target.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(servers: list[tuple[str, int]]) -> Iterator[Proxy]:
+    relay = Proxy(servers[0], piece=1)
+    yield relay
+    relay.close()
+
+
+def test_replies_arriving_in_pieces_are_read_whole(proxy: Proxy) -> None:
+    store = MemcachedStore(proxy.address, key_prefix=f"t{secrets.token_hex(6)}:")
+    key, big = new_key(), secrets.token_bytes(70_000)
+    proxy.piece = 1
+    assert store.load(key) is None
+    assert store.save(key, b"\r\nEND\r\n", 60, None)
+    assert store.save(key, b"again", 60, None) is False
+    record = store.load(key)
+    assert record is not None and record.data == b"\r\nEND\r\n"
+    proxy.piece = 4096
+    assert store.save(key, big, 60, record.version)
+    loaded = store.load(key)
+    assert loaded is not None and loaded.data == big
+    assert store.touch(key, 60)
+    store.delete(key)
+    assert store.touch(key, 60) is False
+    store.close()
+
+
+@pytest.mark.parametrize("cut_after", [0, 10, 30_000])
+def test_a_server_hanging_up_mid_reply_is_unavailable_then_recovers(
+    servers: list[tuple[str, int]], cut_after: int
+) -> None:
+    relay = Proxy(servers[0], piece=1024)
+    store = MemcachedStore(relay.address, key_prefix=f"t{secrets.token_hex(6)}:")
+    try:
+        key, data = new_key(), secrets.token_bytes(60_000)
+        assert store.save(key, data, 60, None)
+        relay.cut_after = cut_after  # the next reply stops after this many bytes
+        with pytest.raises(StoreUnavailable):
+            store.load(key)
+        record = store.load(key)  # a new connection, relayed whole
+        assert record is not None and record.data == data
+    finally:
+        store.close()
+        relay.close()
+
+
+@pytest.mark.parametrize(
+    "answer", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"VALUE x y z\r\n", b"STORED\r\nSTORED\r\n", b"$x\r\nnot\r\n"]
+)
+def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stopping = threading.Event()
+
+    def answer_nonsense() -> None:
+        listener.settimeout(0.1)
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                while conn.recv(65536):
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=answer_nonsense, daemon=True)
+    thread.start()
+    store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+    try:
+        for operation in (
+            lambda: store.load("k"),
+            lambda: store.save("k", b"v", 60, None),
+            lambda: store.save("k", b"v", 60, 7),
+            lambda: store.touch("k", 60),
+            lambda: store.delete("k"),
+        ):
+            with pytest.raises(StoreError, match=r"not memcached's|malformed"):
+                operation()
+    finally:
+        stopping.set()
+        store.close()
+        thread.join(5)
+        listener.close()
+
+
+def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) -> None:
+    host, port = servers[0]
+    single = MemcachedStore(f"{host}:{port}", key_prefix=f"t{secrets.token_hex(6)}:")
+    key = new_key()
+    assert single.save(key, b"parent", 60, None)  # leaves an idle connection
+
+    def connections() -> int:
+        client = Client(servers[0])
+        try:
+            return int(client.stats()[b"total_connections"])
+        finally:
+            client.close()
+
+    opened = connections()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            record = single.load(key)
+            ok = record is not None and record.data == b"parent" and single.save(new_key(), b"child", 60, None)
+            single.close()
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert connections() > opened + 1, "the child connected itself"  # +1: the counting client
+    record = single.load(key)  # the parent's connection is still open and in step
+    assert record is not None and record.data == b"parent"
+    assert single.save(key, b"parent again", 60, record.version) is True
+    single.close()
+
+
+def test_a_frozen_server_times_out_and_the_record_survives(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:
+    server, _ = own_servers
+    store = MemcachedStore(server.address, key_prefix="t:frozen:", timeout=0.3)
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)  # keeps the connection, never answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="no answer in time"):
+            store.load(key)
+        with pytest.raises(StoreUnavailable, match="no answer in time"):
+            store.save(key, b"lost?", 60, None)
+        assert time.monotonic() - started < 4  # two 0.3 s waits (connecting is the kernel's, not frozen)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    record = store.load(key)
+    assert record is not None and record.data == b"before"
     store.close()

@@ -1,4 +1,30 @@
-"""memcached through pymemcache: one round trip per operation, several servers.
+"""memcached, spoken to directly: one round trip per operation, several servers.
+
+Each store operation is one command of memcached's text protocol, written with
+one ``sendall`` on a pooled TCP connection (``TCP_NODELAY``: a request is one
+small write) and its reply read and parsed here: ``load`` is ``gets``, ``save``
+``add`` (a new record) or ``cas`` (a known version), ``touch`` ``touch`` and
+``delete`` ``delete``. A general client (pymemcache's ``Client``) costs about
+as much Python per command as the loopback round trip itself; the store needs
+five commands, one key at a time, bytes in and bytes out, so it writes them
+itself.
+
+- Values are stored with flags 0 and read back as the bytes they are, whatever
+  their flags: nothing is ever unpickled.
+- One command at a time per connection, never pipelined, so a complete reply
+  is all a connection ever holds; anything more, or anything that is not a
+  reply of memcached's protocol, closes the connection and raises
+  :class:`StoreError`. So does an error reply (``ERROR``, ``CLIENT_ERROR``,
+  ``SERVER_ERROR``, e.g. a record larger than the server's item size limit).
+- Idle connections stay on a stack per server. An idle connection may have
+  died unnoticed (the server restarted, a firewall forgot it); that shows only
+  on use, as a closed or reset connection. The other idle connections to that
+  server then died too: they are dropped, and the command is sent once more on
+  a new connection. That is safe because a connection closed while idle never
+  delivered the command. After a fork the child forgets its parent's
+  connections (closing them would close the parent's) and makes its own.
+- A timeout, a refused or lost connection raise :class:`StoreUnavailable` for
+  the keys on that server; the server is used again as soon as it answers.
 
 Keys are spread over the servers by rendezvous hashing (pymemcache's
 ``RendezvousHash``, so a key lands where pymemcache's ``HashClient`` puts it).
@@ -8,8 +34,7 @@ with one server there is nothing to choose.
 ``HashClient`` itself is not used: while a server fails it answers some calls
 with a default value (a load finds nothing, a create looks like a conflict) and
 then moves the server's keys to the others, so stale records can come back
-when the server returns. Here an outage raises :class:`StoreUnavailable` for
-the keys on that server, and the server is used again as soon as it answers.
+when the server returns.
 
 memcached is a cache: a restart or an eviction loses records, and sessions
 stored there can vanish. Choose redis or sql where that matters.
@@ -19,20 +44,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
-import threading
+import socket
+import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
-
-if TYPE_CHECKING:
-    from pymemcache.client.base import Client
-
-T = TypeVar("T")
 
 DEFAULT_PORT = 11211
 #: memcached reads a larger expiry as an absolute Unix time.
@@ -45,6 +68,18 @@ PREFIX_PATTERN = re.compile(r"[!-~]{0,185}")
 SERVER_PATTERN = re.compile(
     r"\[(?P<ipv6>[^\]]+)\](?::(?P<port6>\d+))?|(?P<host>[^:\[\]]+)(?::(?P<port>\d+))?"
 )
+#: Bytes asked of one ``recv``: a whole small reply; larger values are read into place.
+RECV_SIZE = 65536
+_END = b"END\r\n"
+_VALUE_END = b"\r\nEND\r\n"
+#: Where ``SO_RCVTIMEO``/``SO_SNDTIMEO`` take a ``struct timeval`` of two C longs
+#: and a timed-out blocking call fails with EAGAIN (see :class:`Connection`).
+KERNEL_TIMEOUTS = sys.platform == "linux"
+_STORED = {b"STORED": True, b"NOT_STORED": False, b"EXISTS": False, b"NOT_FOUND": False}
+_TOUCHED = {b"TOUCHED": True, b"NOT_FOUND": False}
+_DELETED = {b"DELETED": True, b"NOT_FOUND": False}
+
+T = TypeVar("T")
 
 
 def parse_servers(text: str) -> list[tuple[str, int]]:
@@ -75,51 +110,167 @@ def expiry(ttl: int | None) -> int:
     return seconds if seconds <= MAX_RELATIVE_EXPIRY else int(time.time()) + seconds
 
 
-class _Server:
-    """One memcached server and a thread-safe pool of idle connections to it."""
+class ProtocolError(Exception):
+    """memcached answered with an error, or with something that is not its protocol."""
 
-    def __init__(
-        self, address: str, connect: Callable[[], Client], lost: tuple[type[Exception], ...]
-    ) -> None:
+
+class ConnectionLost(ConnectionError):
+    """The server closed the connection (``recv`` returned nothing)."""
+
+
+class Connection:
+    """One TCP connection to a memcached server, one command at a time.
+
+    Each command method sends one request and reads its whole reply; an error
+    reply or one that is not memcached's raises :class:`ProtocolError`.
+    """
+
+    __slots__ = ("sock",)
+
+    def __init__(self, endpoint: tuple[str, int], connect_timeout: float, timeout: float) -> None:
+        sock = socket.create_connection(endpoint, timeout=connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if KERNEL_TIMEOUTS:
+                # The kernel's own send and receive timeouts on a blocking socket:
+                # one recv() per read. (Python's timeout makes the socket
+                # non-blocking, and each read that has to wait for the reply, as
+                # nearly every read does, costs a failed recv() and a poll() more.)
+                seconds, fraction = divmod(timeout, 1.0)
+                limit = struct.pack("ll", int(seconds), max(int(fraction * 1_000_000), 0 if seconds else 1))
+                sock.settimeout(None)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+            else:
+                sock.settimeout(timeout)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def value(self, request: bytes) -> tuple[bytes, int] | None:
+        """A ``gets`` for one key: its value and cas unique, or None when there is none."""
+        sock = self.sock
+        sock.sendall(request)
+        reply = sock.recv(RECV_SIZE)
+        if reply == _END:
+            return None
+        end = reply.find(b"\r\n")
+        while end < 0:
+            reply += self._more()
+            end = reply.find(b"\r\n")
+        if reply == _END:  # a miss that came in pieces
+            return None
+        header = reply[:end].split(b" ")
+        if len(header) != 5 or header[0] != b"VALUE" or not header[3].isdigit() or not header[4].isdigit():
+            raise ProtocolError(_describe(reply[:end]))
+        size = int(header[3])
+        start = end + 2
+        total = start + size + len(_VALUE_END)
+        if len(reply) < total:
+            reply = self._rest(reply, total)
+        if len(reply) != total or reply[start + size :] != _VALUE_END:
+            raise ProtocolError(f"a malformed value reply ({len(reply)} bytes where {total} were due)")
+        return reply[start : start + size], int(header[4])
+
+    def stored(self, request: bytes) -> bool:
+        """``add`` or ``cas``: whether the value was stored."""
+        return self._outcome(request, _STORED)
+
+    def touched(self, request: bytes) -> bool:
+        return self._outcome(request, _TOUCHED)
+
+    def deleted(self, request: bytes) -> bool:
+        return self._outcome(request, _DELETED)
+
+    def _outcome(self, request: bytes, outcomes: dict[bytes, bool]) -> bool:
+        """Send ``request``; its one-line reply, looked up in ``outcomes``."""
+        sock = self.sock
+        sock.sendall(request)
+        reply = sock.recv(RECV_SIZE)
+        while not reply.endswith(b"\r\n"):
+            reply += self._more()
+        line = reply[:-2]
+        try:
+            outcome = outcomes[line]
+        except KeyError:
+            raise ProtocolError(_describe(line)) from None
+        return outcome
+
+    def _more(self) -> bytes:
+        more = self.sock.recv(RECV_SIZE)
+        if not more:
+            raise ConnectionLost("memcached closed the connection")
+        return more
+
+    def _rest(self, head: bytes, total: int) -> bytes:
+        """A reply of ``total`` bytes whose first bytes are ``head``, read into place."""
+        buffer = bytearray(total)
+        buffer[: len(head)] = head
+        view = memoryview(buffer)
+        received = len(head)
+        recv_into = self.sock.recv_into
+        while received < total:
+            count = recv_into(view[received:])
+            if not count:
+                raise ConnectionLost("memcached closed the connection")
+            received += count
+        return bytes(buffer)
+
+
+def _describe(line: bytes) -> str:
+    """An error reply as memcached wrote it; anything else as what it is."""
+    if line == b"ERROR" or line.startswith((b"SERVER_ERROR ", b"CLIENT_ERROR ")):
+        return line.decode("ascii", "replace")
+    return f"a reply that is not memcached's: {line[:80]!r}"
+
+
+class _Server:
+    """One memcached server and a stack of idle connections to it (module doc).
+
+    The stack is a plain list: ``pop`` and ``append`` are atomic, so threads
+    share it without a lock.
+    """
+
+    __slots__ = ("_connect", "_pid", "address", "idle")
+
+    def __init__(self, address: str, connect: Callable[[], Connection]) -> None:
         self.address = address
         self._connect = connect
-        self._lost = lost
-        self._idle: list[Client] = []
-        self._lock = threading.Lock()
+        self.idle: list[Connection] = []
+        self._pid = os.getpid()
 
-    def run(self, command: Callable[[Client], T]) -> T:
-        """Run ``command`` on an idle connection, or a new one.
-
-        An idle connection may have died unnoticed (the server restarted, a
-        firewall forgot it); that shows only on use, as a closed or reset
-        connection. The other idle connections then died too: they are dropped,
-        and the command is sent once more on a new connection. That is safe
-        because a connection closed while idle never delivered the command.
-        """
-        with self._lock:
-            client = self._idle.pop() if self._idle else None
-        if client is not None:
-            try:
-                return self._use(client, command)
-            except self._lost:
-                self.close()
-        return self._use(self._connect(), command)
-
-    def _use(self, client: Client, command: Callable[[Client], T]) -> T:
+    def take(self) -> Connection | None:
+        """An idle connection, or None. In a forked child, the parent's are forgotten
+        (left open for the parent). getpid is checked on every call rather than
+        trusting at-fork hooks, which servers that fork from C (uWSGI) do not run."""
+        if self._pid != os.getpid():
+            self.idle = []
+            self._pid = os.getpid()
         try:
-            result = command(client)
+            return self.idle.pop()
+        except IndexError:
+            return None
+
+    def fresh(self, command: Callable[[Connection, bytes], T], request: bytes) -> T:
+        """``command`` on a new connection, kept idle afterwards if it went well."""
+        conn = self._connect()
+        try:
+            result = command(conn, request)
         except BaseException:
-            client.close()  # a reply may still be on its way: never reuse it
+            conn.close()
             raise
-        with self._lock:
-            self._idle.append(client)
+        self.idle.append(conn)
         return result
 
     def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for client in idle:
-            client.close()
+        idle, self.idle = self.idle, []
+        if self._pid == os.getpid():
+            for conn in idle:
+                conn.close()
 
 
 class MemcachedStore(Store):
@@ -151,9 +302,7 @@ class MemcachedStore(Store):
             )
         addresses = [f"{host}:{port}" for host, port in endpoints]  # HashClient's node names
         try:
-            from pymemcache.client.base import Client
             from pymemcache.client.rendezvous import RendezvousHash
-            from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
         except ImportError as exc:
             raise StoreUnavailable(
                 'the memcached store needs pymemcache: pip install "satchel[memcached]"',
@@ -161,30 +310,19 @@ class MemcachedStore(Store):
                 ";".join(addresses),
             ) from exc
         self.key_prefix = key_prefix
-        self._error: type[Exception] = MemcacheError
-        self._unreachable: tuple[type[Exception], ...] = (OSError, MemcacheUnexpectedCloseError)
-        lost = (ConnectionError, MemcacheUnexpectedCloseError)
-        options: dict[str, Any] = {
-            "connect_timeout": connect_timeout,
-            "timeout": timeout,
-            "no_delay": True,  # a request is one small write: do not let Nagle hold it
-            "ignore_exc": False,
-            "default_noreply": False,  # every command waits for its answer
-        }
 
-        def connector(endpoint: tuple[str, int]) -> Callable[[], Client]:
-            return lambda: Client(endpoint, **options)
+        def connector(endpoint: tuple[str, int]) -> Callable[[], Connection]:
+            return lambda: Connection(endpoint, connect_timeout, timeout)
 
         self._servers = {
-            address: _Server(address, connector(endpoint), lost)
+            address: _Server(address, connector(endpoint))
             for address, endpoint in zip(addresses, endpoints, strict=True)
         }
         self._ring = RendezvousHash(nodes=list(addresses))
-        # The server of each key: fixed, since the server list never changes.
-        self._only: _Server | None = None
-        if len(self._servers) == 1:
-            (self._only,) = self._servers.values()
-        self._route: Callable[[str], _Server] = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(self._find_server)
+        # Each key's server key and server: fixed, since the server list never changes.
+        self._locate: Callable[[str], tuple[_Server, bytes]] = functools.lru_cache(maxsize=ROUTE_CACHE_SIZE)(
+            self._find
+        )
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
@@ -204,45 +342,63 @@ class MemcachedStore(Store):
             full = f"{self.key_prefix}#{hashlib.sha256(key.encode()).hexdigest()}"
         return full
 
-    def _find_server(self, name: str) -> _Server:
-        return self._servers[self._ring.get_node(name)]
-
-    def _call(self, key: str, command: Callable[[Client, str], T]) -> T:
-        """Run one command for ``key`` on its server, turning driver errors into satchel's."""
+    def _find(self, key: str) -> tuple[_Server, bytes]:
+        """The server holding ``key``, and the key memcached sees, encoded."""
         name = self.server_key(key)
-        server = self._only or self._route(name)
+        if len(self._servers) == 1:
+            (server,) = self._servers.values()
+        else:
+            server = self._servers[self._ring.get_node(name)]
+        return server, name.encode()
+
+    def _call(self, server: _Server, command: Callable[[Connection, bytes], T], request: bytes) -> T:
+        """``command(connection, request)`` on an idle connection to ``server`` or a new
+        one (module doc), its failures as satchel's errors."""
         try:
-            return server.run(lambda client: command(client, name))
-        except self._unreachable as exc:
+            conn = server.take()
+            if conn is None:
+                return server.fresh(command, request)
+            try:
+                result = command(conn, request)
+            except ConnectionError:
+                conn.close()
+                server.close()  # the server closed them all; the command never arrived
+                return server.fresh(command, request)
+            except BaseException:
+                conn.close()  # the stream's state is unknown: never reuse it
+                raise
+            server.idle.append(conn)
+            return result
+        except OSError as exc:  # refused, timed out, reset, closed
+            # A kernel timeout (KERNEL_TIMEOUTS) shows as EAGAIN: BlockingIOError.
+            reason = "no answer in time" if isinstance(exc, (TimeoutError, BlockingIOError)) else repr(exc)
             raise StoreUnavailable(
-                f"memcached at {server.address} is unreachable: {exc!r}", self.name, server.address
+                f"memcached at {server.address} is unreachable: {reason}", self.name, server.address
             ) from exc
-        except self._error as exc:
+        except ProtocolError as exc:
             raise StoreError(f"memcached at {server.address} refused the command: {exc}") from exc
 
     def load(self, key: str) -> Record | None:
-        value, cas = self._call(key, lambda client, name: client.gets(name))
-        if value is None:
-            return None
-        return Record(bytes(value), int(cas))
+        server, name = self._locate(key)
+        found = self._call(server, Connection.value, b"gets %b\r\n" % name)
+        return None if found is None else Record(*found)
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
-        payload, exptime = bytes(data), expiry(ttl)
+        server, name = self._locate(key)
+        payload = data if type(data) is bytes else bytes(data)
         if expected_version is None:
-            stored = self._call(key, lambda client, name: client.add(name, payload, exptime, noreply=False))
+            request = b"add %b 0 %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), payload)
         else:
-            stored = self._call(
-                key, lambda client, name: client.cas(name, payload, expected_version, exptime, noreply=False)
-            )
-        # add: False on NOT_STORED; cas: False on EXISTS, None on NOT_FOUND.
-        return stored is True
+            request = b"cas %b 0 %d %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), int(expected_version), payload)
+        return self._call(server, Connection.stored, request)
 
     def touch(self, key: str, ttl: int | None) -> bool:
-        exptime = expiry(ttl)
-        return self._call(key, lambda client, name: client.touch(name, exptime, noreply=False)) is True
+        server, name = self._locate(key)
+        return self._call(server, Connection.touched, b"touch %b %d\r\n" % (name, expiry(ttl)))
 
     def delete(self, key: str) -> None:
-        self._call(key, lambda client, name: client.delete(name, noreply=False))
+        server, name = self._locate(key)
+        self._call(server, Connection.deleted, b"delete %b\r\n" % name)
 
     def close(self) -> None:
         for server in self._servers.values():
