@@ -412,7 +412,16 @@ def test_a_server_hanging_up_mid_reply_is_unavailable_then_recovers(
 
 
 @pytest.mark.parametrize(
-    "answer", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"VALUE x y z\r\n", b"STORED\r\nSTORED\r\n", b"$x\r\nnot\r\n"]
+    "answer",
+    [
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",
+        b"VALUE x y z\r\n",
+        b"STORED\r\nSTORED\r\n",
+        b"$x\r\nnot\r\n",
+        b"x" * 5000,  # never a line end: refused after a bounded read, not buffered forever
+        b"VALUE k 0 99999999999 1\r\n",  # an absurd size: refused, not allocated
+    ],
+    ids=["http", "bad-value-header", "two-lines", "resp", "no-line-end", "absurd-size"],
 )
 def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
@@ -442,7 +451,7 @@ def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) 
             lambda: store.touch("k", 60),
             lambda: store.delete("k"),
         ):
-            with pytest.raises(StoreError, match=r"not memcached's|malformed"):
+            with pytest.raises(StoreError, match=r"not memcached's|malformed|no end of line|announced"):
                 operation()
     finally:
         stopping.set()

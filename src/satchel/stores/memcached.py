@@ -70,6 +70,10 @@ SERVER_PATTERN = re.compile(
 )
 #: Bytes asked of one ``recv``: a whole small reply; larger values are read into place.
 RECV_SIZE = 65536
+#: A reply line longer than this is not memcached's (its longest is a VALUE header).
+MAX_LINE_BYTES = 2048
+#: memcached's largest item size (``-I``) is 1 GB: a larger announced value is garbage.
+MAX_VALUE_BYTES = 1 << 30
 _END = b"END\r\n"
 _VALUE_END = b"\r\nEND\r\n"
 #: Where ``SO_RCVTIMEO``/``SO_SNDTIMEO`` take a ``struct timeval`` of two C longs
@@ -160,7 +164,7 @@ class Connection:
             return None
         end = reply.find(b"\r\n")
         while end < 0:
-            reply += self._more()
+            reply = self._more(reply)
             end = reply.find(b"\r\n")
         if reply == _END:  # a miss that came in pieces
             return None
@@ -168,6 +172,8 @@ class Connection:
         if len(header) != 5 or header[0] != b"VALUE" or not header[3].isdigit() or not header[4].isdigit():
             raise ProtocolError(_describe(reply[:end]))
         size = int(header[3])
+        if size > MAX_VALUE_BYTES:
+            raise ProtocolError(f"a value of {size} bytes announced, more than memcached can hold")
         start = end + 2
         total = start + size + len(_VALUE_END)
         if len(reply) < total:
@@ -192,7 +198,7 @@ class Connection:
         sock.sendall(request)
         reply = sock.recv(RECV_SIZE)
         while not reply.endswith(b"\r\n"):
-            reply += self._more()
+            reply = self._more(reply)
         line = reply[:-2]
         try:
             outcome = outcomes[line]
@@ -200,11 +206,14 @@ class Connection:
             raise ProtocolError(_describe(line)) from None
         return outcome
 
-    def _more(self) -> bytes:
+    def _more(self, sofar: bytes) -> bytes:
+        """``sofar`` and what arrives next of a reply line that has not ended yet."""
+        if len(sofar) > MAX_LINE_BYTES:
+            raise ProtocolError(f"no end of line in the first {len(sofar)} bytes of a reply: {sofar[:80]!r}")
         more = self.sock.recv(RECV_SIZE)
         if not more:
             raise ConnectionLost("memcached closed the connection")
-        return more
+        return sofar + more
 
     def _rest(self, head: bytes, total: int) -> bytes:
         """A reply of ``total`` bytes whose first bytes are ``head``, read into place."""
