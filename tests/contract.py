@@ -6,9 +6,11 @@ fixture that yields a fresh, empty store; everything else is shared.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -17,6 +19,29 @@ from satchel.stores.base import Record, Store
 
 def new_key() -> str:
     return secrets.token_hex(32)
+
+
+def assert_fork_safe(store: Store, connections_made: Callable[[], int]) -> None:
+    """A forked child uses ``store`` on connections of its own (``connections_made``
+    counts the server's accepted connections), and the parent's stay in step."""
+    key = new_key()
+    assert store.save(key, b"parent", 60, None)  # leaves an idle connection
+    before = connections_made()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            record = store.load(key)
+            ok = record is not None and record.data == b"parent" and store.save(new_key(), b"child", 60, None)
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert connections_made() > before, "the child connected itself"
+    record = store.load(key)  # the parent's connection is still open and in step
+    assert record is not None and record.data == b"parent"
+    assert store.save(key, b"parent again", 60, record.version) is True
 
 
 class StoreContract:

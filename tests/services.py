@@ -6,8 +6,11 @@ instead of skipping it, so no server test can silently stop running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,3 +45,32 @@ def need(available: bool, what: str) -> None:
 
 def need_port(host: str, port: int, what: str) -> None:
     need(port_open(host, port), f"{what} at {host}:{port}")
+
+
+@contextlib.contextmanager
+def nonsense_server(answer: bytes) -> Iterator[int]:
+    """A local TCP server that answers every chunk it receives with ``answer``:
+    another service on a store's port. Yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                while conn.recv(65536):
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stopping.set()
+        thread.join(5)
+        listener.close()

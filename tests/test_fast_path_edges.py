@@ -16,6 +16,7 @@ from satchel.manager import SessionManager, build_manager
 from satchel.session import Session
 from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
+from services import nonsense_server
 
 
 @pytest.fixture(params=sorted(MANAGER_MODES))
@@ -166,43 +167,17 @@ def test_store_record_is_still_hashable_and_immutable() -> None:
 
 
 def test_garbage_from_a_redis_port_is_a_store_error() -> None:
-    import socket
-    import threading
-
     from satchel.errors import StoreError, StoreUnavailable
     from satchel.settings import StoreSettings
     from satchel.stores import open_store
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def answer_nonsense() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    while conn.recv(65536):
-                        conn.sendall(b"$x\r\nnot redis\r\n")
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=answer_nonsense, daemon=True)
-    thread.start()
-    store = open_store(StoreSettings(type="redis", url=f"redis://127.0.0.1:{port}/0?protocol=2"))
-    try:
-        with pytest.raises((StoreError, StoreUnavailable)):
-            store.load("k" * 64)
-    finally:
-        stop.set()
-        store.close()
-        thread.join(5)
-        listener.close()
+    with nonsense_server(b"$x\r\nnot redis\r\n") as port:
+        store = open_store(StoreSettings(type="redis", url=f"redis://127.0.0.1:{port}/0?protocol=2"))
+        try:
+            with pytest.raises((StoreError, StoreUnavailable)):
+                store.load("k" * 64)
+        finally:
+            store.close()
 
 
 def test_a_flash_message_changed_in_place_is_saved(manager: SessionManager) -> None:

@@ -23,12 +23,12 @@ import pytest
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
-from contract import StoreContract, new_key
+from contract import StoreContract, assert_fork_safe, new_key
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
 from satchel.stores.memcached import MAX_KEY_BYTES, MemcachedStore, expiry, parse_servers
-from services import MEMCACHED_SERVERS, need, need_port, port_open
+from services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
 
 SERVERS = parse_servers(MEMCACHED_SERVERS)
 COUNTERS = ("cmd_get", "cmd_set", "cmd_touch", "cas_hits", "cas_misses", "cas_badval", "total_items")
@@ -424,26 +424,8 @@ def test_a_server_hanging_up_mid_reply_is_unavailable_then_recovers(
     ids=["http", "bad-value-header", "two-lines", "resp", "no-line-end", "absurd-size"],
 )
 def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    stopping = threading.Event()
-
-    def answer_nonsense() -> None:
-        listener.settimeout(0.1)
-        while not stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(2)
-                while conn.recv(65536):
-                    conn.sendall(answer)
-
-    thread = threading.Thread(target=answer_nonsense, daemon=True)
-    thread.start()
-    store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
-    try:
+    with nonsense_server(answer) as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
         for operation in (
             lambda: store.load("k"),
             lambda: store.save("k", b"v", 60, None),
@@ -453,44 +435,18 @@ def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) 
         ):
             with pytest.raises(StoreError, match=r"not memcached's|malformed|no end of line|announced"):
                 operation()
-    finally:
-        stopping.set()
         store.close()
-        thread.join(5)
-        listener.close()
 
 
 def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) -> None:
     host, port = servers[0]
-    single = MemcachedStore(f"{host}:{port}", key_prefix=f"t{secrets.token_hex(6)}:")
-    key = new_key()
-    assert single.save(key, b"parent", 60, None)  # leaves an idle connection
-
-    def connections() -> int:
-        client = Client(servers[0])
-        try:
-            return int(client.stats()[b"total_connections"])
-        finally:
-            client.close()
-
-    opened = connections()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 1
-        try:
-            record = single.load(key)
-            ok = record is not None and record.data == b"parent" and single.save(new_key(), b"child", 60, None)
-            single.close()
-            code = 0 if ok else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert connections() > opened + 1, "the child connected itself"  # +1: the counting client
-    record = single.load(key)  # the parent's connection is still open and in step
-    assert record is not None and record.data == b"parent"
-    assert single.save(key, b"parent again", 60, record.version) is True
-    single.close()
+    store = MemcachedStore(f"{host}:{port}", key_prefix=f"t{secrets.token_hex(6)}:")
+    admin = Client(servers[0])  # one connection for every count, so counting adds none
+    try:
+        assert_fork_safe(store, lambda: int(admin.stats()[b"total_connections"]))
+    finally:
+        admin.close()
+        store.close()
 
 
 def test_a_frozen_server_times_out_and_the_record_survives(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import secrets
 import signal
 import sys
@@ -31,7 +30,7 @@ from redis.cache import CacheConfig
 from redis.cluster import RedisCluster
 
 from _servers import RedisServer, free_port
-from contract import StoreContract, new_key
+from contract import StoreContract, assert_fork_safe, new_key
 from satchel.errors import StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
@@ -503,25 +502,8 @@ def test_connections_killed_by_the_server_are_replaced(server: RedisServer) -> N
 
 def test_forked_child_takes_its_own_connections(server: RedisServer) -> None:
     store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
-    key = new_key()
-    assert store.save(key, b"parent", 60, None)
     with redis.Redis(port=server.port) as admin:
-        connections = admin.info("stats")["total_connections_received"]
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            code = 1
-            try:
-                record = store.load(key)
-                ok = record is not None and record.data == b"parent" and store.save(new_key(), b"child", 60, None)
-                code = 0 if ok else 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert admin.info("stats")["total_connections_received"] > connections, "the child connected itself"
-    record = store.load(key)
-    assert record is not None and record.data == b"parent"
-    assert store.save(key, b"parent again", 60, record.version) is True
+        assert_fork_safe(store, lambda: int(admin.info("stats")["total_connections_received"]))
     store.close()
 
 
