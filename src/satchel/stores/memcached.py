@@ -17,14 +17,22 @@ itself.
   :class:`StoreError`. So does an error reply (``ERROR``, ``CLIENT_ERROR``,
   ``SERVER_ERROR``, e.g. a record larger than the server's item size limit).
 - Idle connections stay on a stack per server. An idle connection may have
-  died unnoticed (the server restarted, a firewall forgot it); that shows only
-  on use, as a closed or reset connection. The other idle connections to that
-  server then died too: they are dropped, and the command is sent once more on
-  a new connection. That is safe because a connection closed while idle never
-  delivered the command. After a fork the child forgets its parent's
-  connections (closing them would close the parent's) and makes its own.
+  died unnoticed (the server restarted, a firewall forgot it). One that sat
+  idle for more than PROBE_AFTER seconds is checked with a non-blocking peek
+  before use and replaced if the server closed it; a busy store's connections
+  are back in use within milliseconds and skip the check. If a connection still
+  turns out closed during a command, ``gets``, ``touch`` and ``delete`` are sent
+  again on a new connection (they give the same result however often they
+  run); ``add`` and ``cas`` are not, since the server may have run them before
+  the connection went, and raise :class:`StoreUnavailable` instead: their
+  outcome is unknown, and a second attempt would report a conflict with the
+  first. After a fork the child forgets its parent's connections (closing them
+  would close the parent's) and makes its own.
 - A timeout, a refused or lost connection raise :class:`StoreUnavailable` for
   the keys on that server; the server is used again as soon as it answers.
+  Timeouts bound each read and each write on the socket.
+- memcached started without CAS support (``-C``) cannot hold sessions safely:
+  every load then raises :class:`StoreError` saying so.
 
 Keys are spread over the servers by rendezvous hashing (pymemcache's
 ``RendezvousHash``, so a key lands where pymemcache's ``HashClient`` puts it).
@@ -74,6 +82,8 @@ RECV_SIZE = 65536
 MAX_LINE_BYTES = 2048
 #: memcached's largest item size (``-I``) is 1 GB: a larger announced value is garbage.
 MAX_VALUE_BYTES = 1 << 30
+#: Seconds a connection may sit idle before it is checked before use (Connection.alive).
+PROBE_AFTER = 0.1
 _END = b"END\r\n"
 _VALUE_END = b"\r\nEND\r\n"
 #: Where ``SO_RCVTIMEO``/``SO_SNDTIMEO`` take a ``struct timeval`` of two C longs
@@ -129,17 +139,21 @@ class Connection:
     reply or one that is not memcached's raises :class:`ProtocolError`.
     """
 
-    __slots__ = ("sock",)
+    __slots__ = ("idle_since", "sock")
 
     def __init__(self, endpoint: tuple[str, int], connect_timeout: float, timeout: float) -> None:
         sock = socket.create_connection(endpoint, timeout=connect_timeout)
+        #: When the connection last went back to the pool (time.monotonic()).
+        self.idle_since = 0.0
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if KERNEL_TIMEOUTS:
+            # Only on the standard library's own sockets: a green socket (gevent,
+            # eventlet) is non-blocking underneath and needs its own timeout.
+            if KERNEL_TIMEOUTS and type(sock).__module__ == "socket":
                 # The kernel's own send and receive timeouts on a blocking socket:
-                # one recv() per read. (Python's timeout makes the socket
-                # non-blocking, and each read that has to wait for the reply, as
-                # nearly every read does, costs a failed recv() and a poll() more.)
+                # one system call per read or write. (With Python's timeout the
+                # socket is non-blocking and every read and write waits in a
+                # poll() first.)
                 seconds, fraction = divmod(timeout, 1.0)
                 limit = struct.pack("ll", int(seconds), max(int(fraction * 1_000_000), 0 if seconds else 1))
                 sock.settimeout(None)
@@ -155,6 +169,23 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
+    def alive(self) -> bool:
+        """Whether the server still holds this idle connection open: nothing to read
+        and no end of stream (one non-blocking peek, nothing consumed)."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)  # non-blocking for the peek (a timeout would wait for data)
+            try:
+                sock.recv(1, socket.MSG_PEEK)
+            finally:
+                sock.settimeout(timeout)
+        except BlockingIOError:
+            return True  # open, and nothing unasked-for on it
+        except OSError:
+            return False  # reset
+        return False  # closed by the server (b""), or bytes no command asked for
+
     def value(self, request: bytes) -> tuple[bytes, int] | None:
         """A ``gets`` for one key: its value and cas unique, or None when there is none."""
         sock = self.sock
@@ -169,18 +200,26 @@ class Connection:
         if reply == _END:  # a miss that came in pieces
             return None
         header = reply[:end].split(b" ")
-        if len(header) != 5 or header[0] != b"VALUE" or not header[3].isdigit() or not header[4].isdigit():
+        if (
+            len(header) != 5
+            or header[0] != b"VALUE"
+            or header[1] != request[5:-2]  # "gets <key>\r\n": the key asked for
+            or not (header[3].isdigit() and len(header[3]) <= 10)
+            or not (header[4].isdigit() and len(header[4]) <= 20)  # a 64-bit number
+        ):
             raise ProtocolError(_describe(reply[:end]))
-        size = int(header[3])
+        size, cas = int(header[3]), int(header[4])
         if size > MAX_VALUE_BYTES:
             raise ProtocolError(f"a value of {size} bytes announced, more than memcached can hold")
+        if cas == 0:
+            raise ProtocolError("memcached gives no CAS values (started with -C): sessions need them")
         start = end + 2
         total = start + size + len(_VALUE_END)
         if len(reply) < total:
             reply = self._rest(reply, total)
         if len(reply) != total or reply[start + size :] != _VALUE_END:
             raise ProtocolError(f"a malformed value reply ({len(reply)} bytes where {total} were due)")
-        return reply[start : start + size], int(header[4])
+        return reply[start : start + size], cas
 
     def stored(self, request: bytes) -> bool:
         """``add`` or ``cas``: whether the value was stored."""
@@ -253,16 +292,31 @@ class _Server:
         self._pid = os.getpid()
 
     def take(self) -> Connection | None:
-        """An idle connection, or None. In a forked child, the parent's are forgotten
-        (left open for the parent). getpid is checked on every call rather than
-        trusting at-fork hooks, which servers that fork from C (uWSGI) do not run."""
+        """An idle connection, or None when there is none that still works.
+
+        One idle longer than PROBE_AFTER is checked first (:meth:`Connection.alive`)
+        and dropped if the server closed it meanwhile (a restart). In a forked
+        child, the parent's connections are forgotten (left open for the parent):
+        getpid is checked on every call rather than trusting at-fork hooks, which
+        servers that fork from C (uWSGI) do not run.
+        """
         if self._pid != os.getpid():
             self.idle = []
             self._pid = os.getpid()
-        try:
-            return self.idle.pop()
-        except IndexError:
-            return None
+        idle = self.idle
+        while True:
+            try:
+                conn = idle.pop()
+            except IndexError:
+                return None
+            if time.monotonic() - conn.idle_since < PROBE_AFTER or conn.alive():
+                return conn
+            conn.close()
+
+    def keep(self, conn: Connection) -> None:
+        """Put ``conn``, whose last reply was read whole, back on the idle stack."""
+        conn.idle_since = time.monotonic()
+        self.idle.append(conn)
 
     def fresh(self, command: Callable[[Connection, bytes], T], request: bytes) -> T:
         """``command`` on a new connection, kept idle afterwards if it went well."""
@@ -272,7 +326,7 @@ class _Server:
         except BaseException:
             conn.close()
             raise
-        self.idle.append(conn)
+        self.keep(conn)
         return result
 
     def close(self) -> None:
@@ -360,9 +414,19 @@ class MemcachedStore(Store):
             server = self._servers[self._ring.get_node(name)]
         return server, name.encode()
 
-    def _call(self, server: _Server, command: Callable[[Connection, bytes], T], request: bytes) -> T:
+    def _call(
+        self, server: _Server, command: Callable[[Connection, bytes], T], request: bytes, repeatable: bool = True
+    ) -> T:
         """``command(connection, request)`` on an idle connection to ``server`` or a new
-        one (module doc), its failures as satchel's errors."""
+        one (module doc), its failures as satchel's errors.
+
+        When an idle connection turns out to be closed, a ``repeatable`` command
+        (``gets``, ``touch``, ``delete``: the same result however often it runs)
+        is sent again on a new connection. ``add`` and ``cas`` are not: the
+        server may have run them before the connection went, and a second
+        attempt would report a conflict with the first; the caller gets
+        StoreUnavailable (outcome unknown) instead.
+        """
         try:
             conn = server.take()
             if conn is None:
@@ -371,12 +435,13 @@ class MemcachedStore(Store):
                 result = command(conn, request)
             except ConnectionError:
                 conn.close()
-                server.close()  # the server closed them all; the command never arrived
+                if not repeatable:
+                    raise
                 return server.fresh(command, request)
             except BaseException:
                 conn.close()  # the stream's state is unknown: never reuse it
                 raise
-            server.idle.append(conn)
+            server.keep(conn)
             return result
         except OSError as exc:  # refused, timed out, reset, closed
             # A kernel timeout (KERNEL_TIMEOUTS) shows as EAGAIN: BlockingIOError.
@@ -399,7 +464,7 @@ class MemcachedStore(Store):
             request = b"add %b 0 %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), payload)
         else:
             request = b"cas %b 0 %d %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), int(expected_version), payload)
-        return self._call(server, Connection.stored, request)
+        return self._call(server, Connection.stored, request, repeatable=False)
 
     def touch(self, key: str, ttl: int | None) -> bool:
         server, name = self._locate(key)
