@@ -36,6 +36,12 @@ class CountingStore(Store):
         self.calls["save"] += 1
         return self.inner.save(key, data, ttl, expected_version)
 
+    def save_version(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
+        self.calls["save"] += 1
+        return self.inner.save_version(key, data, ttl, expected_version)
+
     def touch(self, key: str, ttl: int | None) -> bool:
         self.calls["touch"] += 1
         return self.inner.touch(key, ttl)

@@ -45,10 +45,29 @@ def assert_fork_safe(store: Store, connections_made: Callable[[], int]) -> None:
 
 
 class StoreContract:
+    #: Whether save_version tells the new version (memcached's cas does not).
+    tells_new_version = True
     #: True where the server expires records itself (purge_expired returns 0).
     server_expires = False
     #: Seconds to wait for a 1-second TTL to run out (memcached rounds up).
     expiry_wait = 1.3
+
+    def test_save_version_gives_the_version_the_next_load_reads(self, store: Store) -> None:
+        key = new_key()
+        stored, created = store.save_version(key, b"one", 60, None)
+        assert stored
+        loaded = store.load(key)
+        assert loaded is not None
+        if not self.tells_new_version:
+            assert created is None
+            return
+        assert created == loaded.version
+        stored, updated = store.save_version(key, b"two", 60, created)
+        assert stored and updated is not None and updated != created
+        again = store.load(key)
+        assert again is not None and again.data == b"two" and again.version == updated
+        assert store.save_version(key, b"stale", 60, created) == (False, None)
+        assert store.save_version(key, b"three", 60, updated)[0] is True
 
     def test_load_unknown_key_returns_none(self, store: Store) -> None:
         assert store.load(new_key()) is None

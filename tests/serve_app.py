@@ -83,9 +83,14 @@ class StatsStore(Store):
         return self.inner.load(key)
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+        return self.save_version(key, data, ttl, expected_version)[0]
+
+    def save_version(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         self.bump("save")
-        saved = self.inner.save(key, data, ttl, expected_version)
-        if not saved:
+        saved = self.inner.save_version(key, data, ttl, expected_version)
+        if not saved[0]:
             self.bump("save_conflict")
         return saved
 

@@ -106,6 +106,25 @@ def test_changes_after_a_pop_are_still_saved(manager: SessionManager) -> None:
     assert reopened["after"] is True and reopened.peek_flash() == []
 
 
+def test_a_write_between_a_pop_and_the_end_of_the_request_is_merged(manager: SessionManager) -> None:
+    """After a pop the session's version is that of its own pop write; another
+    request's write after it is still met as a conflict and merged, not overwritten."""
+    cookie = started(manager, x=1)
+    seed = manager.open(cookie)
+    seed.flash("m")
+    manager.commit(seed)
+    session = manager.open(cookie)
+    assert session.pop_flash() == ["m"]
+    other = manager.open(cookie)  # loads the record the pop wrote
+    other["other"] = "kept"
+    manager.commit(other)
+    session["after"] = True
+    manager.commit(session)
+    reopened = manager.open(cookie)
+    assert reopened["after"] is True and reopened["other"] == "kept" and reopened["x"] == 1
+    assert reopened.peek_flash() == []
+
+
 def test_invalidated_session_is_not_resurrected(manager: SessionManager) -> None:
     cookie = started(manager, user="alice")
     stale, killer = manager.open(cookie), manager.open(cookie)

@@ -251,12 +251,15 @@ def test_renewal_adds_exactly_one_touch(subject: Subject) -> None:
     assert subject.meter.during(lambda: subject.app.get("/dump")).count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inefficiency: after pop_flash's immediate write the session keeps the version it "
-    "loaded (Store.save does not return the new one), so the end-of-request write always "
-    "conflicts with the request's own pop and costs a failed write and a reload more",
-)
-def test_pop_then_change_is_three_round_trips(subject: Subject) -> None:
+def test_pop_then_change_is_three_round_trips(subject: Subject, request: pytest.FixtureRequest) -> None:
+    if subject.meter.name == "memcached":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="inefficiency: memcached's cas does not say the record's new CAS value, so after "
+                "pop_flash's immediate write the end-of-request write meets it as a conflict and "
+                "costs a failed write and a reload more (5 round trips)",
+            )
+        )
     trips = subject.meter.during(lambda: subject.app.get("/add", {"k": "x", "pop": "1"}))
     assert trips.count == 3, trips

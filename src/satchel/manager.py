@@ -477,9 +477,15 @@ class SessionManager:
                     return []
                 flash = {q: m for q, m in latest.flash.items() if q != queue}
                 body = encode_body(latest.data, flash, latest.csrf, latest.user)
-                if self.store.save(
+                stored, new_version = self.store.save_version(
                     key, encode_record(created, time.time(), body), self._ttl(session, time.time()), version
-                ):
+                )
+                if stored:
+                    if not attempt and new_version is not None:
+                        # The record now holds exactly what the session counts as
+                        # loaded (claim_flash set that): the request's own write at
+                        # the end is conditional on this one, not a conflict with it.
+                        session.version = new_version
                     return claimed
                 _backoff(attempt)
         raise SessionConflict("the session kept changing while its flash messages were popped")

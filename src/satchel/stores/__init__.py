@@ -10,7 +10,7 @@ import importlib
 
 from ..errors import ConfigurationError
 from ..settings import StoreSettings
-from .base import Record, Store, Version
+from .base import Record, Store, Version, VersionedStore
 
 REGISTRY: dict[str, str] = {
     "memory": "satchel.stores.memory:MemoryStore",
@@ -38,4 +38,4 @@ def open_store(settings: StoreSettings) -> Store:
     return store_class(settings.type).from_settings(settings)
 
 
-__all__ = ["REGISTRY", "Record", "Store", "Version", "open_store", "store_class"]
+__all__ = ["REGISTRY", "Record", "Store", "Version", "VersionedStore", "open_store", "store_class"]

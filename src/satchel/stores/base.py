@@ -70,6 +70,19 @@ class Store(ABC):
         ``False`` (a conflict) when somebody else wrote or deleted it first.
         """
 
+    def save_version(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
+        """:meth:`save`, and the record's new version when the store can tell it
+        (``None`` where it cannot, as memcached's ``cas`` does not say).
+
+        A writer that writes one record twice in a request (a flash queue popped
+        at once, then the request's other changes) makes its second write
+        conditional on its own first one with it, instead of meeting it as a
+        conflict.
+        """
+        return self.save(key, data, ttl, expected_version), None
+
     @abstractmethod
     def touch(self, key: str, ttl: int | None) -> bool:
         """Extend the record's expiry without rewriting it; ``False`` if it is gone."""
@@ -88,3 +101,28 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections, files and threads the store holds."""
+
+
+class VersionedStore(Store):
+    """A store whose writes know the record's new version: it implements
+    :meth:`_save`, and ``save`` and ``save_version`` come from here.
+
+    A subclass that overrides ``save`` keeps deciding every write: ``save_version``
+    then asks its ``save`` and gives no version.
+    """
+
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+        return self._save(key, data, ttl, expected_version)[0]
+
+    def save_version(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
+        if type(self).save is not VersionedStore.save:
+            return self.save(key, data, ttl, expected_version), None
+        return self._save(key, data, ttl, expected_version)
+
+    @abstractmethod
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
+        """The conditional write of ``save``; (True, the new version) or (False, None)."""

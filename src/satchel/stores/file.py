@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import Record, Version, VersionedStore, check_key
 
 MAGIC = b"SATCHEL1 "
 #: Modification time that stands for "never expires" (year 2242).
@@ -34,7 +34,7 @@ LOCK_STRIPES = 64
 STALE_TEMP_SECONDS = 3600
 
 
-class FileStore(Store):
+class FileStore(VersionedStore):
     name = "file"
 
     def __init__(self, data_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str] | None = None) -> None:
@@ -109,16 +109,18 @@ class FileStore(Store):
 
     # -- writing --------------------------------------------------------------
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         path = self._path(key)
         with self._locked(key):
             now = time.time()
             current = self._read(path, now)
             if (None if current is None else current.version) != expected_version:
-                return False
+                return False, None
             version = secrets.token_hex(8)
             self._write(path, MAGIC + version.encode() + b"\n" + data, NEVER if ttl is None else now + ttl)
-            return True
+            return True, version
 
     def _write(self, path: Path, content: bytes, expires_at: float) -> None:
         # A short random name: ".tmp-" plus a 250-character key would pass the

@@ -12,14 +12,14 @@ import time
 from collections import OrderedDict
 
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import Record, Version, VersionedStore, check_key
 
 log = logging.getLogger("satchel.stores.memory")
 
 DEFAULT_MAX_RECORDS = 100_000
 
 
-class MemoryStore(Store):
+class MemoryStore(VersionedStore):
     name = "memory"
 
     def __init__(self, max_records: int = DEFAULT_MAX_RECORDS) -> None:
@@ -54,22 +54,24 @@ class MemoryStore(Store):
             self._records.move_to_end(key)
         return Record(*entry)
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         now = time.time()
         records = self._records
         with self._lock:
             entry = self._live(key, now)
             if (None if entry is None else entry[1]) != expected_version:
-                return False
+                return False, None
             if entry is None:
                 # Only a create can bring a new key in: updates find their key stored.
                 check_key(key)
                 if len(records) >= self.max_records:
                     self._make_room(now)
-            self._next_version += 1
-            records[key] = (bytes(data), self._next_version, None if ttl is None else now + ttl)
+            self._next_version = version = self._next_version + 1
+            records[key] = (bytes(data), version, None if ttl is None else now + ttl)
             records.move_to_end(key)
-            return True
+            return True, version
 
     def _make_room(self, now: float) -> None:
         self._purge(now)

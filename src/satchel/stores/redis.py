@@ -88,7 +88,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import Record, Version, VersionedStore, check_key
 
 try:
     import redis
@@ -445,7 +445,7 @@ class _Direct(_Commands):
 # -- the stores -----------------------------------------------------------------------
 
 
-class _RedisBase(Store):
+class _RedisBase(VersionedStore):
     """What both stores share; they differ only in how the client is built."""
 
     def __init__(self, connect: Callable[[], Client], key_prefix: str, address: str) -> None:
@@ -501,16 +501,20 @@ class _RedisBase(Store):
                 pass
         return Record(data or b"", version.decode("ascii"), expires_at)
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         name = self._key(key)
         ms, expires = _expiry(ttl)
-        args: tuple[bytes, ...] = (SAVE, ms, expires, os.urandom(8).hex().encode(), bytes(data))
+        version = os.urandom(8).hex()
+        args: tuple[bytes, ...] = (SAVE, ms, expires, version.encode(), bytes(data))
         if expected_version is not None:
             args += (_as_bytes(expected_version),)
         try:
-            return bool((self._commands or self._server()).script(name, args))
+            stored = bool((self._commands or self._server()).script(name, args))
         except FAILURES as exc:
             raise self._failure("save", exc) from exc
+        return stored, version if stored else None
 
     def touch(self, key: str, ttl: int | None) -> bool:
         name = self._key(key)

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import Record, Version, VersionedStore, check_key
 
 _T = TypeVar("_T")
 
@@ -287,7 +287,7 @@ def _in_order(names: Sequence[str]) -> Callable[[_Params], tuple[Any, ...]]:
     return getter
 
 
-class SQLStore(Store):
+class SQLStore(VersionedStore):
     name = "sql"
 
     def __init__(
@@ -589,13 +589,15 @@ class SQLStore(Store):
         data, version, expires_at = row
         return Record(bytes(data), int(version), None if expires_at is None else expires_at / 1000)
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         check_key(key)
         now = _now_ms()
         expires = None if ttl is None else now + ttl * 1000
         if expected_version is not None:
             if not isinstance(expected_version, int) or isinstance(expected_version, bool):
-                return False  # not a version this store hands out
+                return False, None  # not a version this store hands out
             params = {
                 "k": key,
                 "new_data": bytes(data),
@@ -604,23 +606,28 @@ class SQLStore(Store):
                 "now": now,
             }
             changed: int = self._run(self._update, params, False)
-            return changed == 1
+            return (True, expected_version + 1) if changed == 1 else (False, None)
         # A brand new key costs one INSERT. A duplicate may be an expired row nobody
         # purged yet: take that over. If it was not expired, one more INSERT tells a
         # live row (somebody else created it first) from one purged meanwhile.
         row = {"k": key, "new_data": bytes(data), "new_expires": expires}
-        if self._insert(row):
-            return True
-        if self._run(self._take_over, {**row, "new_version": _new_version(), "now": now}, False):
-            return True
-        return self._insert(row)
+        version = self._insert(row)
+        if version is not None:
+            return True, version
+        version = _new_version()
+        if self._run(self._take_over, {**row, "new_version": version, "now": now}, False):
+            return True, version
+        version = self._insert(row)
+        return version is not None, version
 
-    def _insert(self, row: _Params) -> bool:
+    def _insert(self, row: _Params) -> int | None:
+        """The new row's version, or None when the key exists."""
+        version = _new_version()
         try:
-            self._run(self._insert_row, {**row, "new_version": _new_version()}, False)
+            self._run(self._insert_row, {**row, "new_version": version}, False)
         except _DuplicateKey:
-            return False
-        return True
+            return None
+        return version
 
     def touch(self, key: str, ttl: int | None) -> bool:
         check_key(key)
