@@ -150,7 +150,7 @@ def paired_ratio(a: Series, b: Series) -> dict[str, float] | None:
 
 # -- counting -------------------------------------------------------------------------
 
-STORE_METHODS = ("load", "save", "touch", "delete")
+STORE_METHODS = ("load", "save", "save_version", "touch", "delete")
 
 
 def satchel_store(app: Any) -> Any:

@@ -26,6 +26,15 @@ def started(manager: SessionManager, **data: Any) -> str:
     return header.split(";")[0].split("=", 1)[1]
 
 
+def started_with_flash(manager: SessionManager, message: str, **data: Any) -> str:
+    """A stored session holding ``data`` and one flash message."""
+    cookie = started(manager, **data)
+    seed = manager.open(cookie)
+    seed.flash(message)
+    manager.commit(seed)
+    return cookie
+
+
 def test_different_keys_both_survive(manager: SessionManager) -> None:
     cookie = started(manager, base=0)
     first, second = manager.open(cookie), manager.open(cookie)
@@ -68,10 +77,7 @@ def test_flash_added_by_both_survives(manager: SessionManager) -> None:
 
 
 def test_popped_flash_is_claimed_once(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("hello")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "hello", x=1)
     first, second = manager.open(cookie), manager.open(cookie)
     assert first.pop_flash() == ["hello"]
     assert second.pop_flash() == []
@@ -81,10 +87,7 @@ def test_popped_flash_is_claimed_once(manager: SessionManager) -> None:
 
 
 def test_pop_claims_messages_added_meanwhile(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("old")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "old", x=1)
     reader, writer = manager.open(cookie), manager.open(cookie)
     writer.flash("new")
     manager.commit(writer)
@@ -94,10 +97,7 @@ def test_pop_claims_messages_added_meanwhile(manager: SessionManager) -> None:
 
 
 def test_changes_after_a_pop_are_still_saved(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("m")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "m", x=1)
     session = manager.open(cookie)
     session.pop_flash()
     session["after"] = True
@@ -109,10 +109,7 @@ def test_changes_after_a_pop_are_still_saved(manager: SessionManager) -> None:
 def test_a_write_between_a_pop_and_the_end_of_the_request_is_merged(manager: SessionManager) -> None:
     """After a pop the session's version is that of its own pop write; another
     request's write after it is still met as a conflict and merged, not overwritten."""
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("m")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "m", x=1)
     session = manager.open(cookie)
     assert session.pop_flash() == ["m"]
     other = manager.open(cookie)  # loads the record the pop wrote
@@ -123,6 +120,21 @@ def test_a_write_between_a_pop_and_the_end_of_the_request_is_merged(manager: Ses
     reopened = manager.open(cookie)
     assert reopened["after"] is True and reopened["other"] == "kept" and reopened["x"] == 1
     assert reopened.peek_flash() == []
+
+
+def test_a_pop_that_had_to_retry_leaves_the_other_requests_write_alone(manager: SessionManager) -> None:
+    """The pop's first write met another request's; its retry wrote the latest record,
+    which the session does not count as loaded, so the session keeps its old version
+    and its end write merges instead of overwriting."""
+    cookie = started_with_flash(manager, "m", x=1)
+    mine, other = manager.open(cookie), manager.open(cookie)
+    other["x"] = 2
+    manager.commit(other)
+    assert mine.pop_flash() == ["m"]  # attempt 0 conflicts, attempt 1 writes
+    mine["y"] = True
+    manager.commit(mine)
+    reopened = manager.open(cookie)
+    assert dict(reopened) == {"x": 2, "y": True} and reopened.peek_flash() == []
 
 
 def test_invalidated_session_is_not_resurrected(manager: SessionManager) -> None:
@@ -177,10 +189,7 @@ def test_merge_function_semantics() -> None:
 
 
 def test_own_flash_survives_a_pop_that_retries(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("old")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "old", x=1)
     session, other = manager.open(cookie), manager.open(cookie)
     other["y"] = 2
     manager.commit(other)  # the pop below meets a conflict and retries
@@ -205,10 +214,7 @@ def test_pop_twice_in_one_request_keeps_new_messages(manager: SessionManager) ->
 
 
 def test_pop_flash_does_not_save_the_views_other_changes(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("m")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "m", x=1)
     session = manager.open(cookie)
     session["paid"] = True
     assert session.pop_flash() == ["m"]
@@ -219,10 +225,7 @@ def test_pop_flash_does_not_save_the_views_other_changes(manager: SessionManager
 
 
 def test_messages_moved_by_a_login_elsewhere_are_not_shown_twice(manager: SessionManager) -> None:
-    cookie = started(manager, x=1)
-    seed = manager.open(cookie)
-    seed.flash("Welcome back")
-    manager.commit(seed)
+    cookie = started_with_flash(manager, "Welcome back", x=1)
     stale, login = manager.open(cookie), manager.open(cookie)
     login.regenerate_id()
     new_cookie = manager.commit(login)[0].split(";")[0].split("=", 1)[1]

@@ -275,11 +275,13 @@ class SQLContract(StoreContract):
         assert store.load(key) is None
         assert store.touch(key, 60) is False
         with statements(store.engine) as seen:
-            assert store.save(key, b"new", 60, None) is True
+            stored, version = store.save_version(key, b"new", 60, None)
+        assert stored is True
         assert seen == ["INSERT", "UPDATE"]
         assert store.save(key, b"stale", 60, old.version) is False
         record = store.load(key)
         assert record is not None and record.data == b"new" and record.version != old.version
+        assert record.version == version  # the take-over tells the version it wrote
 
     def test_expired_row_is_not_updated_by_its_old_version(self, store: SQLStore) -> None:
         key = new_key()

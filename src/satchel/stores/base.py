@@ -107,8 +107,11 @@ class VersionedStore(Store):
     """A store whose writes know the record's new version: it implements
     :meth:`_save`, and ``save`` and ``save_version`` come from here.
 
-    A subclass that overrides ``save`` keeps deciding every write: ``save_version``
-    then asks its ``save`` and gives no version.
+    Where ``save`` was replaced (a subclass's own, or one set on the instance, as
+    call counters do) and ``save_version`` was not, the replacement keeps
+    deciding every write: ``save_version`` asks it and gives no version. Where
+    both were replaced, each goes its own way (so a ``save`` written as a call of
+    ``save_version`` does not loop).
     """
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
@@ -117,7 +120,10 @@ class VersionedStore(Store):
     def save_version(
         self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
     ) -> tuple[bool, Version | None]:
-        if type(self).save is not VersionedStore.save:
+        if (
+            getattr(self.save, "__func__", None) is not VersionedStore.save
+            and getattr(self.save_version, "__func__", None) is VersionedStore.save_version
+        ):
             return self.save(key, data, ttl, expected_version), None
         return self._save(key, data, ttl, expected_version)
 
