@@ -105,23 +105,25 @@ def test_a_session_loaded_twice_shares_nothing(manager: SessionManager) -> None:
     assert browser.request(dict) == {"a": 1, "cart": ["x"]}
 
 
-def test_uncommitted_changes_do_not_leak_into_the_next_load() -> None:
+def counted_flat() -> tuple[CountingStore, Browser]:
+    """A call-counting memory store, and a browser holding a flat session in it."""
     store = CountingStore(MemoryStore())
-    manager = SessionManager(parse_session_settings(BASE_SETTINGS), store)
-    browser = Browser(manager)
+    browser = Browser(SessionManager(parse_session_settings(BASE_SETTINGS), store))
     flat(browser)
+    return store, browser
+
+
+def test_uncommitted_changes_do_not_leak_into_the_next_load() -> None:
+    _, browser = counted_flat()
     for _ in range(3):
-        session = manager.open_request(f"sid={browser.cookie}")
+        session = browser.manager.open_request(f"sid={browser.cookie}")
         session["a"] = "changed, never committed"
         del session["b"]
     assert browser.request(dict) == {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5}
 
 
 def test_read_only_request_writes_nothing() -> None:
-    store = CountingStore(MemoryStore())
-    manager = SessionManager(parse_session_settings(BASE_SETTINGS), store)
-    browser = Browser(manager)
-    flat(browser)
+    store, browser = counted_flat()
     store.reset()
     for _ in range(5):
         browser.request(lambda s: (s.get("a"), s.peek_flash(), list(s.items())))
@@ -129,10 +131,7 @@ def test_read_only_request_writes_nothing() -> None:
 
 
 def test_changed_marks_a_flat_session_for_writing() -> None:
-    store = CountingStore(MemoryStore())
-    manager = SessionManager(parse_session_settings(BASE_SETTINGS), store)
-    browser = Browser(manager)
-    flat(browser)
+    store, browser = counted_flat()
     store.reset()
     browser.request(lambda s: s.changed())
     assert store.calls["save"] == 1
