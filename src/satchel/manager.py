@@ -477,8 +477,9 @@ class SessionManager:
                     return []
                 flash = {q: m for q, m in latest.flash.items() if q != queue}
                 body = encode_body(latest.data, flash, latest.csrf, latest.user)
+                now = time.time()
                 stored, new_version = self.store.save_version(
-                    key, encode_record(created, time.time(), body), self._ttl(session, time.time()), version
+                    key, encode_record(created, now, body), self._ttl(session, now), version
                 )
                 if stored:
                     if not attempt and new_version is not None:
@@ -496,7 +497,7 @@ class SessionManager:
         key = self._key(session)
         ttl = self._ttl(session, now)
         record = encode_record(session.created, now, body)
-        with self._write_locks[hash(key) % WRITE_LOCK_STRIPES]:
+        with self._write_lock(key):
             if self.store.save(key, record, ttl, session.version):
                 session._loaded_body, session._dirty = body, False
                 # The next request loads these very bytes.

@@ -161,9 +161,8 @@ class Session(dict[str, Any]):
     # -- dict writes are checked so a bad value fails inside the view -----------
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if type(key) is not str:
-            if not isinstance(key, str):
-                raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
+        if type(key) is not str and not isinstance(key, str):  # the exact type first: the common case
+            raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
         check_value(value, key)
         self._touched = True
         dict.__setitem__(self, key, value)
