@@ -24,8 +24,9 @@ class MemoryStore(VersionedStore):
 
     def __init__(self, max_records: int = DEFAULT_MAX_RECORDS) -> None:
         self.max_records = max_records
-        # key -> (data, version, expires_at); ordered from least to most recently used.
-        self._records: OrderedDict[str, tuple[bytes, int, float | None]] = OrderedDict()
+        # key -> its record (immutable: load hands out the stored one); ordered from
+        # least to most recently used.
+        self._records: OrderedDict[str, Record] = OrderedDict()
         self._lock = threading.Lock()
         self._next_version = 0
 
@@ -37,22 +38,21 @@ class MemoryStore(VersionedStore):
     def address(self) -> str:
         return "process memory"
 
-    def _live(self, key: str, now: float) -> tuple[bytes, int, float | None] | None:
-        entry = self._records.get(key)
-        if entry is None:
+    def _live(self, key: str, now: float) -> Record | None:
+        record = self._records.get(key)
+        if record is None:
             return None
-        if entry[2] is not None and entry[2] <= now:
+        if record.expires_at is not None and record.expires_at <= now:
             del self._records[key]
             return None
-        return entry
+        return record
 
     def load(self, key: str) -> Record | None:
         with self._lock:
-            entry = self._live(key, time.time())
-            if entry is None:
-                return None
-            self._records.move_to_end(key)
-        return Record(*entry)
+            record = self._live(key, time.time())
+            if record is not None:
+                self._records.move_to_end(key)
+            return record
 
     def _save(
         self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
@@ -60,16 +60,16 @@ class MemoryStore(VersionedStore):
         now = time.time()
         records = self._records
         with self._lock:
-            entry = self._live(key, now)
-            if (None if entry is None else entry[1]) != expected_version:
+            current = self._live(key, now)
+            if (None if current is None else current.version) != expected_version:
                 return False, None
-            if entry is None:
+            if current is None:
                 # Only a create can bring a new key in: updates find their key stored.
                 check_key(key)
                 if len(records) >= self.max_records:
                     self._make_room(now)
             self._next_version = version = self._next_version + 1
-            records[key] = (bytes(data), version, None if ttl is None else now + ttl)
+            records[key] = Record(bytes(data), version, None if ttl is None else now + ttl)
             records.move_to_end(key)
             return True, version
 
@@ -82,10 +82,10 @@ class MemoryStore(VersionedStore):
     def touch(self, key: str, ttl: int | None) -> bool:
         now = time.time()
         with self._lock:
-            entry = self._live(key, now)
-            if entry is None:
+            record = self._live(key, now)
+            if record is None:
                 return False
-            self._records[key] = (entry[0], entry[1], None if ttl is None else now + ttl)
+            self._records[key] = record._replace(expires_at=None if ttl is None else now + ttl)
             return True
 
     def delete(self, key: str) -> None:
@@ -93,7 +93,7 @@ class MemoryStore(VersionedStore):
             self._records.pop(key, None)
 
     def _purge(self, now: float) -> int:
-        expired = [k for k, (_, _, exp) in self._records.items() if exp is not None and exp <= now]
+        expired = [k for k, r in self._records.items() if r.expires_at is not None and r.expires_at <= now]
         for key in expired:
             del self._records[key]
         return len(expired)
