@@ -594,23 +594,16 @@ class SQLStore(VersionedStore):
     ) -> tuple[bool, Version | None]:
         check_key(key)
         now = _now_ms()
-        expires = None if ttl is None else now + ttl * 1000
+        row = {"k": key, "new_data": bytes(data), "new_expires": None if ttl is None else now + ttl * 1000}
         if expected_version is not None:
             if not isinstance(expected_version, int) or isinstance(expected_version, bool):
                 return False, None  # not a version this store hands out
-            params = {
-                "k": key,
-                "new_data": bytes(data),
-                "new_expires": expires,
-                "expected": expected_version,
-                "now": now,
-            }
-            changed: int = self._run(self._update, params, False)
+            row["expected"], row["now"] = expected_version, now
+            changed: int = self._run(self._update, row, False)
             return (True, expected_version + 1) if changed == 1 else (False, None)
         # A brand new key costs one INSERT. A duplicate may be an expired row nobody
         # purged yet: take that over. If it was not expired, one more INSERT tells a
         # live row (somebody else created it first) from one purged meanwhile.
-        row = {"k": key, "new_data": bytes(data), "new_expires": expires}
         version = self._insert(row)
         if version is not None:
             return True, version
