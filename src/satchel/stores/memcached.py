@@ -318,13 +318,15 @@ class _Server:
         conn.idle_since = time.monotonic()
         self.idle.append(conn)
 
-    def fresh(self, command: Callable[[Connection, bytes], T], request: bytes) -> T:
-        """``command`` on a new connection, kept idle afterwards if it went well."""
-        conn = self._connect()
+    def use(self, conn: Connection | None, command: Callable[[Connection, bytes], T], request: bytes) -> T:
+        """``command`` on ``conn`` (None: a new connection), which goes back to the idle
+        stack if the whole reply was read and is closed otherwise."""
+        if conn is None:
+            conn = self._connect()
         try:
             result = command(conn, request)
         except BaseException:
-            conn.close()
+            conn.close()  # the stream's state is unknown: never reuse it
             raise
         self.keep(conn)
         return result
@@ -429,20 +431,12 @@ class MemcachedStore(Store):
         """
         try:
             conn = server.take()
-            if conn is None:
-                return server.fresh(command, request)
             try:
-                result = command(conn, request)
+                return server.use(conn, command, request)
             except ConnectionError:
-                conn.close()
-                if not repeatable:
+                if conn is None or not repeatable:
                     raise
-                return server.fresh(command, request)
-            except BaseException:
-                conn.close()  # the stream's state is unknown: never reuse it
-                raise
-            server.keep(conn)
-            return result
+                return server.use(None, command, request)
         except OSError as exc:  # refused, timed out, reset, closed
             # A kernel timeout (KERNEL_TIMEOUTS) shows as EAGAIN: BlockingIOError.
             reason = "no answer in time" if isinstance(exc, (TimeoutError, BlockingIOError)) else repr(exc)
