@@ -59,13 +59,14 @@ class SatchelSessionFactory:
         self.tween_commits = False
 
     def __call__(self, request: Request) -> Session:
-        session = self.manager.open_request(request.environ.get("HTTP_COOKIE"))
-        request.environ[_SESSION] = session
+        environ = request.environ
+        session = self.manager.open_request(environ.get("HTTP_COOKIE"))
+        environ[_SESSION] = session
         if self.webtest_varname:
-            testing = request.environ.get("paste.testing_variables")
+            testing = environ.get("paste.testing_variables")
             if testing is not None:
                 testing[self.webtest_varname] = session
-        if not self.tween_commits or request.environ.get(_TWEEN_PASSED):
+        if not self.tween_commits or _TWEEN_PASSED in environ:
             # No tween, or code above it (another tween, a toolbar) opened the
             # session after the tween committed: a response callback commits.
             request.add_response_callback(self._callback)
@@ -73,16 +74,18 @@ class SatchelSessionFactory:
 
     def commit(self, request: Request, response: Response) -> None:
         """Save the request's session (once) and put the cookie on ``response``."""
-        if request.environ.get(_COMMITTED):
+        environ = request.environ
+        if _COMMITTED in environ:
             return
-        request.environ[_COMMITTED] = True
-        session = request.environ.get(_SESSION)
+        environ[_COMMITTED] = True
+        session = environ.get(_SESSION)
         if not isinstance(session, Session):
             return
         _vary(response)
         if request.exception is not None and not self.save_on_exception:
             return
-        for header in self.manager.commit(session, secure_request=request.scheme == "https"):
+        # request.scheme, read straight from the environ
+        for header in self.manager.commit(session, environ["wsgi.url_scheme"] == "https"):
             response.headerlist.append(("Set-Cookie", header))
 
     def _callback(self, request: Request, response: Response) -> None:
@@ -122,7 +125,7 @@ def session_tween_factory(handler: Handler, registry: Any) -> Handler:
 def _vary(response: Response) -> None:
     headers = response.headerlist
     for name, _ in headers:
-        if name.lower() == "vary":
+        if len(name) == 4 and name.lower() == "vary":  # lower() only for four-letter names
             break
     else:  # the common case: no Vary yet, so no parsing
         headers.append(("Vary", "Cookie"))
