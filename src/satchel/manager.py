@@ -55,6 +55,9 @@ DECODED_RECORD_MAX_BYTES = 2048
 #: Cookie values whose signature verified, with their id and store key: a browser
 #: sends the same value on every request, and checking it again would find the same.
 VERIFIED_COOKIES = 4096
+#: Whole Cookie headers whose session cookie verified, up to this length: a browser
+#: sends the same header on every request, so the header alone finds the id.
+VERIFIED_HEADER_MAX_CHARS = 1024
 
 
 #: A remembered flat record: its bytes, then created, accessed, body bytes, data, csrf, user.
@@ -90,6 +93,10 @@ class SessionManager:
         self._claim_flash = self.claim_flash  # one bound method, for every session loaded
         # signed cookie value -> (session id, store key), for values that verified
         self._verified: dict[str, tuple[str, str]] = {}
+        # raw Cookie header -> the same, for headers whose session cookie verified;
+        # not for a subclass with its own ``open``, which sees every cookie value
+        self._verified_headers: dict[str | None, tuple[str, str]] = {}
+        self._remember_headers = type(self).open is SessionManager.open
         # store key (a sealed cookie value in cookie mode) -> (record bytes, created,
         # accessed, body bytes, data, csrf, user) of a flat record
         self._decoded: dict[str, _Decoded] = {}
@@ -124,7 +131,16 @@ class SessionManager:
 
     def open_request(self, cookie_header: str | None) -> Session:
         """The session for a request, given its raw ``Cookie`` header."""
-        return self.open(cookies.read_cookie(cookie_header, self.settings.cookie.name))
+        verified = self._verified_headers.get(cookie_header)
+        if verified is not None:
+            return self._open_verified(verified)
+        value = cookies.read_cookie(cookie_header, self.settings.cookie.name)
+        session = self.open(value)
+        if value and cookie_header and len(cookie_header) <= VERIFIED_HEADER_MAX_CHARS and self._remember_headers:
+            verified = self._verified.get(value)
+            if verified is not None:
+                _remember_bounded(self._verified_headers, cookie_header, verified, VERIFIED_COOKIES)
+        return session
 
     def open(self, cookie_value: str | None) -> Session:
         """The session the cookie names, or a fresh one (never adopting the client's id)."""
@@ -137,11 +153,13 @@ class SessionManager:
                 security_log.warning("session cookie with a bad signature; starting a new session")
                 return self.session_class(had_cookie=True)
             verified = (session_id, store_key(session_id))
-            if len(self._verified) >= VERIFIED_COOKIES:
-                self._verified.clear()
-            self._verified[cookie_value] = verified
+            _remember_bounded(self._verified, cookie_value, verified, VERIFIED_COOKIES)
+        return self._open_verified(verified)
+
+    def _open_verified(self, verified: tuple[str, str]) -> Session:
+        """The session of a verified (id, store key), or a fresh one."""
         try:
-            loaded = self._load(*verified)
+            loaded = self._load(verified[0], verified[1])
         except _Moved:
             # A request that carries the cookie from before a login in another tab:
             # an empty session that is never saved, so neither a new cookie nor a
@@ -230,10 +248,8 @@ class SessionManager:
         """
         if flash or len(raw) > DECODED_RECORD_MAX_BYTES or not only_plain(data):
             return  # flash lists, too large, mutable values, or not what decoding gives back
-        cache = self._decoded
-        if len(cache) >= DECODED_RECORDS:
-            cache.clear()
-        cache[key] = (raw, created, accessed, body_bytes, dict(data), csrf, user)
+        remembered = (raw, created, accessed, body_bytes, dict(data), csrf, user)
+        _remember_bounded(self._decoded, key, remembered, DECODED_RECORDS)
 
     # -- committing ---------------------------------------------------------------
 
@@ -607,6 +623,13 @@ class SessionManager:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _remember_bounded(memo: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """``memo[key] = value``, emptying the memo first when it holds ``limit`` entries."""
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
 
 
 def _loaded(session: Session) -> Body:
