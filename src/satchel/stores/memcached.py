@@ -449,7 +449,7 @@ class MemcachedStore(Store):
     def load(self, key: str) -> Record | None:
         server, name = self._locate(key)
         found = self._call(server, Connection.value, b"gets %b\r\n" % name)
-        return None if found is None else Record(*found)
+        return None if found is None else Record(found[0], found[1])
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
         server, name = self._locate(key)
