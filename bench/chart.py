@@ -16,7 +16,7 @@ def render(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in result["rows"] if "us" in r and r["library"] not in ("none", "rawloop")]
+    rows = [r for r in result["rows"] if "us" in r and r["library"] not in ("none", "rawloop", "rawwork")]
     http = result.get("http") or {}
     panels = 3 if http.get("contenders") else 2
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 8.5), squeeze=False)

@@ -172,7 +172,7 @@ class Contender:
     """One session library on one store."""
 
     key: str
-    library: str  # "none", "pyramid", "beaker", "pyramid_session_redis", "satchel", "raw", "rawloop"
+    library: str  # "none", "pyramid", "beaker", "pyramid_session_redis", "satchel", "raw", "rawloop", "rawwork"
     store: str  # memory, file, sql, redis, memcached, cookie, cookie-signed, ...
     label: str
     build: Callable[[], Any] | None = None  # -> WSGI app
@@ -288,24 +288,66 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
 RAW_VALUE = b'S1 1700000000.000 1700000000.000\n{"d":{"count":12345}}'
 
 
+def _nothing() -> None:
+    pass
+
+
+NO_WORK: dict[str, Callable[[], None]] = {"incr": _nothing, "read": _nothing}
+
+
+def session_work() -> dict[str, Callable[[], None]]:
+    """What satchel memory's manager does in a changing and in a read-only request
+    (cookie, load, change, commit; no Pyramid glue), to run between raw commands."""
+    from satchel.manager import build_manager
+    from satchel.settings import parse_session_settings
+
+    manager = build_manager(parse_session_settings(
+        {"session.type": "memory", "session.secret": SECRET, "session.key": COOKIE_NAME}))
+    session = manager.open_request(None)
+    session["count"] = 0
+    header = manager.commit(session)[0].split(";", 1)[0]
+
+    def incr() -> None:
+        session = manager.open_request(header)
+        session["count"] = session.get("count", 0) + 1
+        manager.commit(session)
+
+    def read() -> None:
+        manager.commit(manager.open_request(header))
+
+    return {"incr": incr, "read": read}
+
+
 def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) -> list[Contender]:
+    """Each server's bare client commands: in the floor's view, alone in a loop, and
+    in the view with satchel memory's session work between the read and the write.
+
+    The last one tells how much the same Python work costs once a request waits
+    on a server (caches cooled by the server and the network stack meanwhile):
+    the session layer of satchel's server stores costs that, not its warm cost."""
     out = []
 
-    def redis_ops() -> dict[str, Callable[[], None]]:
+    def redis_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
         import redis
 
         client = redis.Redis.from_url(redis_url or "")
         key = "bench:raw"
         client.set(key, RAW_VALUE)
         get, set_ = client.get, client.set
+        between, after_read = work["incr"], work["read"]
 
         def write() -> None:
             get(key)
+            between()
             set_(key, RAW_VALUE)
 
-        return {"incr": write, "read": lambda: get(key)}
+        def read_() -> None:
+            get(key)
+            after_read()
 
-    def memcached_ops() -> dict[str, Callable[[], None]]:
+        return {"incr": write, "read": read_}
+
+    def memcached_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
         from pymemcache.client.base import Client
 
         host, _, port = (memcached or "").rpartition(":")
@@ -313,14 +355,20 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
         key = "bench:raw"
         client.set(key, RAW_VALUE)
         get, set_ = client.get, client.set
+        between, after_read = work["incr"], work["read"]
 
         def write() -> None:
             get(key)
+            between()
             set_(key, RAW_VALUE, 1200)
 
-        return {"incr": write, "read": lambda: get(key)}
+        def read_() -> None:
+            get(key)
+            after_read()
 
-    def sql_ops() -> dict[str, Callable[[], None]]:
+        return {"incr": write, "read": read_}
+
+    def sql_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
         import sqlalchemy as sa
 
         engine = sa.create_engine(sqlite_url, isolation_level="AUTOCOMMIT")
@@ -343,15 +391,18 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
             conn.execute(table.insert().values(key="k", data=RAW_VALUE, version=1))
         select = sa.select(table.c.data, table.c.version).where(table.c.key == "k")
         update = table.update().where(table.c.key == "k").values(data=RAW_VALUE, version=table.c.version + 1)
+        between, after_read = work["incr"], work["read"]
 
         def write() -> None:
             with engine.connect() as conn:
                 conn.execute(select).all()
+                between()
                 conn.execute(update)
 
         def read_() -> None:
             with engine.connect() as conn:
                 conn.execute(select).all()
+            after_read()
 
         return {"incr": write, "read": read_}
 
@@ -366,6 +417,9 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
         out.append(Contender(f"raw-{store}", "raw", store, label, build=raw_view_app(ops), counter=store,
                              unavailable=unavailable))
         out.append(Contender(f"raw-{store}-loop", "rawloop", store, f"{label}, loop", build=ops, counter=store,
+                             unavailable=unavailable))
+        out.append(Contender(f"raw-{store}-work", "rawwork", store, f"{label} + satchel memory's work",
+                             build=raw_view_app(lambda ops=ops: ops(session_work())), counter=store,
                              unavailable=unavailable))
     return out
 

@@ -140,7 +140,7 @@ def prepare(contender: Contender) -> None:
             return
         assert contender.build is not None
         contender.app = contender.build()
-        if contender.library in ("none", "raw"):
+        if contender.library in ("none", "raw", "rawwork"):
             return
         first = request(contender.app, "/incr", None)
         contender.cookie = cookie_from(first)
@@ -324,6 +324,12 @@ def targets(rows: list[dict[str, Any]], cache: dict[str, Any]) -> list[dict[str,
                 store_part = row["added_us"] - layer["added_us"]
                 detail += (f"; of which the session layer (satchel memory's added cost) {layer['added_us']:.1f} µs "
                            f"and the store part {store_part:.1f} µs = {store_part / raw_us:.2f}x raw")
+            work = ok(f"{raw}-work", view)
+            if work is not None and work.get("added_us") is not None:
+                cost = work["added_us"] - raw_us
+                detail += (f"; the raw commands with satchel memory's manager work between them add "
+                           f"{work['added_us']:.1f} µs (that work costing {cost:.1f} µs there; "
+                           f"satchel's added cost {row['added_us'] / work['added_us']:.2f}x that)")
             loop = ok(f"{raw}-loop", view)
             if loop is not None:
                 detail += (f"; the raw commands alone in a tight loop take {loop['us']:.1f} µs "
