@@ -48,9 +48,11 @@ def need_port(host: str, port: int, what: str) -> None:
 
 
 @contextlib.contextmanager
-def nonsense_server(answer: bytes) -> Iterator[int]:
+def nonsense_server(answer: bytes, *then: bytes) -> Iterator[int]:
     """A local TCP server that answers every chunk it receives with ``answer``:
-    another service on a store's port. Yields its port."""
+    another service on a store's port. With ``then``, the chunks after the first on
+    a connection get those answers in turn (the last one from there on). Yields its port."""
+    answers = (answer, *then)
     listener = socket.create_server(("127.0.0.1", 0))
     stopping = threading.Event()
 
@@ -63,8 +65,10 @@ def nonsense_server(answer: bytes) -> Iterator[int]:
                 continue
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
+                turn = 0
                 while conn.recv(65536):
-                    conn.sendall(answer)
+                    conn.sendall(answers[min(turn, len(answers) - 1)])
+                    turn += 1
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

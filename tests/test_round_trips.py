@@ -251,15 +251,6 @@ def test_renewal_adds_exactly_one_touch(subject: Subject) -> None:
     assert subject.meter.during(lambda: subject.app.get("/dump")).count == 1
 
 
-def test_pop_then_change_is_three_round_trips(subject: Subject, request: pytest.FixtureRequest) -> None:
-    if subject.meter.name == "memcached":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="inefficiency: memcached's cas does not say the record's new CAS value, so after "
-                "pop_flash's immediate write the end-of-request write meets it as a conflict and "
-                "costs a failed write and a reload more (5 round trips)",
-            )
-        )
+def test_pop_then_change_is_three_round_trips(subject: Subject) -> None:
     trips = subject.meter.during(lambda: subject.app.get("/add", {"k": "x", "pop": "1"}))
     assert trips.count == 3, trips

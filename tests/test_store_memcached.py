@@ -26,7 +26,7 @@ from contract import StoreContract, assert_fork_safe, new_key
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
-from satchel.stores.memcached import MAX_KEY_BYTES, PROBE_AFTER, MemcachedStore, expiry, parse_servers
+from satchel.stores.memcached import MAX_KEY_BYTES, PROBE_AFTER, MemcachedStore, expiry, parse_servers, speaks_meta
 from services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
 
 SERVERS = parse_servers(MEMCACHED_SERVERS)
@@ -50,9 +50,65 @@ def store(servers: list[tuple[str, int]]) -> Iterator[MemcachedStore]:
 
 class TestMemcachedStore(StoreContract):
     server_expires = True
-    tells_new_version = False
     # A 1-second TTL is sent as 2 (memcached's clock has one-second steps).
     expiry_wait = 1.7
+
+
+class TestMemcachedStoreClassic(TestMemcachedStore):
+    """The same contract with classic commands only (a server before the meta set)."""
+
+    tells_new_version = False
+
+    @pytest.fixture
+    def store(self, servers: list[tuple[str, int]]) -> Iterator[MemcachedStore]:
+        store = MemcachedStore(MEMCACHED_SERVERS, key_prefix=f"t{secrets.token_hex(6)}:", meta=False)
+        yield store
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "meta"),
+    [
+        (b"VERSION 1.6.13", True),
+        (b"VERSION 1.6.18", True),
+        (b"VERSION 1.6.40-rc1", True),
+        (b"VERSION 1.7.0", True),
+        (b"VERSION 2.0.0", True),
+        (b"VERSION 1.6.12", False),
+        (b"VERSION 1.6.9", False),
+        (b"VERSION 1.5.22", False),
+        (b"VERSION 1.4.25", False),
+        (b"VERSION mcrouter 0.41", False),
+        (b"VERSION 1.6", False),
+        (b"ERROR", False),
+        (b"VERSION 1.6.18 extra", False),
+        (b"", False),
+    ],
+)
+def test_the_meta_set_is_used_from_the_version_that_has_it(reply: bytes, meta: bool) -> None:
+    assert speaks_meta(reply) is meta
+
+
+def test_this_server_is_written_with_meta_sets(servers: list[tuple[str, int]]) -> None:
+    """The suite's memcached has the meta set; a meta store's connections use it, a
+    classic store's do not, and both read what the other wrote."""
+    meta = MemcachedStore(MEMCACHED_SERVERS, key_prefix="t:proto:")
+    classic = MemcachedStore(MEMCACHED_SERVERS, key_prefix="t:proto:", meta=False)
+    try:
+        key = new_key()
+        stored, version = meta.save_version(key, b"meta", 60, None)
+        assert stored and version is not None
+        assert all(conn.meta_max for server in meta._servers.values() for conn in server.idle)
+        record = classic.load(key)
+        assert record is not None and record.data == b"meta" and record.version == version
+        assert classic.save_version(key, b"classic", 60, record.version) == (True, None)
+        assert not any(conn.meta_max for server in classic._servers.values() for conn in server.idle)
+        again = meta.load(key)
+        assert again is not None and again.data == b"classic"
+        assert meta.save_version(key, b"stale", 60, version) == (False, None)
+    finally:
+        meta.close()
+        classic.close()
 
 
 def stats(servers: list[tuple[str, int]]) -> list[Counter[str]]:
@@ -334,6 +390,22 @@ def test_value_over_the_item_size_limit_is_a_store_error_and_nothing_is_lost(sto
     assert store.save(key, b"next", 60, after.version)
 
 
+def test_values_over_half_the_item_size_limit_go_as_a_classic_cas(store: MemcachedStore) -> None:
+    """A meta set memcached cannot make room for unlinks the record it was to replace;
+    a classic cas leaves it. So a large value goes as a cas, whose reply tells no version."""
+    key = new_key()
+    stored, version = store.save_version(key, b"small", 60, None)
+    assert stored and version is not None  # a meta set
+    large = b"y" * (600 * 1024)  # over half of memcached's default 1 MB limit
+    assert store.save_version(key, large, 60, version) == (True, None)
+    record = store.load(key)
+    assert record is not None and record.data == large
+    with pytest.raises(StoreError, match="too large"):
+        store.save_version(key, b"z" * (2 << 20), 60, record.version)
+    kept = store.load(key)
+    assert kept is not None and kept.data == large
+
+
 def hang_up(sock: socket.socket) -> None:
     """Close ``sock`` with a FIN now (a plain close() waits for a thread blocked in recv() on it)."""
     with contextlib.suppress(OSError):
@@ -479,8 +551,12 @@ def test_a_write_cut_off_mid_reply_is_unavailable_not_a_conflict(relay: Proxy, c
         b"VALUE k 0 99999999999 1\r\n",  # an absurd size: refused, not allocated
         b"VALUE k 0 " + b"9" * 5000 + b" 1\r\n",  # more digits than int() takes
         b"VALUE another-key 0 1 5\r\nx\r\nEND\r\n",  # a value, but not of the key asked for
+        b"VERSION 1.6.18\r\n",  # says it has the meta set, then answers a write with no meta reply
     ],
-    ids=["http", "bad-value-header", "two-lines", "resp", "no-line-end", "absurd-size", "huge-number", "other-key"],
+    ids=[
+        "http", "bad-value-header", "two-lines", "resp", "no-line-end", "absurd-size", "huge-number", "other-key",
+        "version-only",
+    ],
 )
 def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) -> None:
     with nonsense_server(answer) as port:
@@ -495,6 +571,36 @@ def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) 
             with pytest.raises(StoreError, match=r"not memcached's|malformed|no end of line|announced"):
                 operation()
         store.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"STORED\r\n", b"HD\r\n", b"HD 12\r\n", b"HD c\r\n", b"HD c12 c13\r\n", b"OK c12\r\n",
+        b"HD c" + b"9" * 30 + b"\r\n",
+    ],
+    ids=["classic-reply", "no-cas", "no-flag", "empty-cas", "two-flags", "unknown-code", "huge-cas"],
+)
+def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes) -> None:
+    settings = b"STAT item_size_max 1048576\r\nEND\r\n"
+    with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+        for expected in (None, 7):
+            with pytest.raises(StoreError, match=r"not memcached's"):
+                store.save_version("k", b"v", 60, expected)
+        store.close()
+
+
+def test_a_meta_write_reply_is_read_as_memcached_writes_it() -> None:
+    """The same scripted server with memcached's own replies: a stored write's CAS,
+    and the codes that mean "not stored"."""
+    settings = b"STAT item_size_max 1048576\r\nEND\r\n"
+    for answer, expected in ((b"HD c4242\r\n", (True, 4242)), (b"EX c0\r\n", (False, None)),
+                             (b"NF c0\r\n", (False, None)), (b"NS c0\r\n", (False, None))):
+        with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
+            store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+            assert store.save_version("k", b"v", 60, 7) == expected
+            store.close()
 
 
 def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) -> None:

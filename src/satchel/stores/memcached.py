@@ -4,7 +4,15 @@ Each store operation is one command of memcached's text protocol, written with
 one ``sendall`` on a pooled TCP connection (``TCP_NODELAY``: a request is one
 small write) and its reply read and parsed here: ``load`` is ``gets``, ``save``
 ``add`` (a new record) or ``cas`` (a known version), ``touch`` ``touch`` and
-``delete`` ``delete``. A general client (pymemcache's ``Client``) costs about
+``delete`` ``delete``. Where the server speaks the meta protocol as it has
+been since memcached 1.6.13 (asked with ``version`` once per new connection),
+``save`` is a meta set instead (``ms`` in add mode, or with ``C`` the expected
+CAS), whose reply tells the record's new CAS value: ``save_version`` knows
+the new version, as the other versioned stores do. A meta set that memcached
+cannot store for want of room unlinks the record it was to replace (a classic
+``cas`` leaves it), so values over half the server's item size limit (``stats
+settings``, asked once per new connection too) go as a classic ``cas``: a
+record too large to store never costs the one stored before it. A general client (pymemcache's ``Client``) costs about
 as much Python per command as the loopback round trip itself; the store needs
 five commands, one key at a time, bytes in and bytes out, so it writes them
 itself.
@@ -63,7 +71,7 @@ from typing import TypeVar
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import Record, Version, VersionedStore, check_key
 
 DEFAULT_PORT = 11211
 #: memcached reads a larger expiry as an absolute Unix time.
@@ -90,10 +98,19 @@ _VALUE_END = b"\r\nEND\r\n"
 #: and a timed-out blocking call fails with EAGAIN (see :class:`Connection`).
 KERNEL_TIMEOUTS = sys.platform == "linux"
 _STORED = {b"STORED": True, b"NOT_STORED": False, b"EXISTS": False, b"NOT_FOUND": False}
+#: A meta set's reply codes: stored, or not (the CAS differed, no such key, add of an existing key).
+_META_STORED = {b"HD": True, b"EX": False, b"NF": False, b"NS": False}
+#: The first version whose meta set syntax and ``c`` (the new CAS) this store relies on.
+META_SINCE = (1, 6, 13)
+#: The longest ``stats settings`` reply read (memcached's is about 2 KB).
+MAX_SETTINGS_BYTES = 65536
 _TOUCHED = {b"TOUCHED": True, b"NOT_FOUND": False}
 _DELETED = {b"DELETED": True, b"NOT_FOUND": False}
 
 T = TypeVar("T")
+R = TypeVar("R")
+#: What a write needs: the server key, the value, memcached's exptime, the expected CAS (None: add).
+Write = tuple[bytes, bytes, int, int | None]
 
 
 def parse_servers(text: str) -> list[tuple[str, int]]:
@@ -124,6 +141,13 @@ def expiry(ttl: int | None) -> int:
     return seconds if seconds <= MAX_RELATIVE_EXPIRY else int(time.time()) + seconds
 
 
+def speaks_meta(reply: bytes) -> bool:
+    """Whether a ``version`` reply line names a memcached with the meta set this
+    store writes with (META_SINCE or later); anything else gets classic commands."""
+    match = re.fullmatch(rb"VERSION (\d{1,4})\.(\d{1,4})\.(\d{1,4})(?:[.\-+~][!-~]*)?", reply)
+    return match is not None and tuple(int(part) for part in match.groups()) >= META_SINCE
+
+
 class ProtocolError(Exception):
     """memcached answered with an error, or with something that is not its protocol."""
 
@@ -139,12 +163,15 @@ class Connection:
     reply or one that is not memcached's raises :class:`ProtocolError`.
     """
 
-    __slots__ = ("idle_since", "sock")
+    __slots__ = ("idle_since", "meta_max", "sock")
 
-    def __init__(self, endpoint: tuple[str, int], connect_timeout: float, timeout: float) -> None:
+    def __init__(self, endpoint: tuple[str, int], connect_timeout: float, timeout: float, meta: bool = True) -> None:
         sock = socket.create_connection(endpoint, timeout=connect_timeout)
         #: When the connection last went back to the pool (time.monotonic()).
         self.idle_since = 0.0
+        #: The largest value written with a meta set; 0 where the server has none (module doc).
+        self.meta_max = 0
+        self.sock = sock
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # Only on the standard library's own sockets: a green socket (gevent,
@@ -161,10 +188,11 @@ class Connection:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
             else:
                 sock.settimeout(timeout)
+            if meta and speaks_meta(self._line(b"version\r\n")):
+                self.meta_max = self._item_size_max() // 2
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
 
     def close(self) -> None:
         self.sock.close()
@@ -221,29 +249,69 @@ class Connection:
             raise ProtocolError(f"a malformed value reply ({len(reply)} bytes where {total} were due)")
         return reply[start : start + size], cas
 
-    def stored(self, request: bytes) -> bool:
-        """``add`` or ``cas``: whether the value was stored."""
-        return self._outcome(request, _STORED)
-
     def touched(self, request: bytes) -> bool:
         return self._outcome(request, _TOUCHED)
 
     def deleted(self, request: bytes) -> bool:
         return self._outcome(request, _DELETED)
 
+    def write(self, order: Write) -> tuple[bool, int | None]:
+        """Store a value: whether it was stored, and its new CAS value where the
+        server tells it (a meta set; None after a classic ``add`` or ``cas``).
+
+        ``order`` is (server key, value, exptime, expected CAS); no expected CAS
+        means the key must not exist yet."""
+        name, payload, exptime, expected = order
+        if self.meta_max and len(payload) <= self.meta_max:
+            condition = b"ME" if expected is None else b"C%d" % expected
+            line = self._line(b"ms %b %d T%d %b c\r\n%b\r\n" % (name, len(payload), exptime, condition, payload))
+            parts = line.split(b" ")
+            stored = _META_STORED.get(parts[0])
+            cas = parts[1] if len(parts) == 2 else b""
+            if stored is None or cas[:1] != b"c" or len(cas) > 21 or not cas[1:].isdigit():
+                raise ProtocolError(_describe(line))
+            return stored, (int(cas[1:]) if stored else None)
+        if expected is None:
+            request = b"add %b 0 %d %d\r\n%b\r\n" % (name, exptime, len(payload), payload)
+        else:
+            request = b"cas %b 0 %d %d %d\r\n%b\r\n" % (name, exptime, len(payload), expected, payload)
+        return self._outcome(request, _STORED), None
+
     def _outcome(self, request: bytes, outcomes: dict[bytes, bool]) -> bool:
         """Send ``request``; its one-line reply, looked up in ``outcomes``."""
-        sock = self.sock
-        sock.sendall(request)
-        reply = sock.recv(RECV_SIZE)
-        while not reply.endswith(b"\r\n"):
-            reply = self._more(reply)
-        line = reply[:-2]
+        line = self._line(request)
         try:
             outcome = outcomes[line]
         except KeyError:
             raise ProtocolError(_describe(line)) from None
         return outcome
+
+    def _item_size_max(self) -> int:
+        """The server's item size limit (``-I``) from ``stats settings``; 0 if it does not say."""
+        sock = self.sock
+        sock.sendall(b"stats settings\r\n")
+        reply = sock.recv(RECV_SIZE)
+        while not (reply.endswith(b"\r\nEND\r\n") or reply == _END):
+            head = reply[:5]  # what has come of the first line: part of "STAT " or "END\r\n"
+            if not (b"STAT ".startswith(head) or _END.startswith(head)):
+                raise ProtocolError(_describe(reply.split(b"\r\n", 1)[0]))
+            if len(reply) > MAX_SETTINGS_BYTES:
+                raise ProtocolError(f"a stats reply without an end in its first {len(reply)} bytes")
+            more = sock.recv(RECV_SIZE)
+            if not more:
+                raise ConnectionLost("memcached closed the connection")
+            reply += more
+        found = re.search(rb"(?:^|\r\n)STAT item_size_max (\d{1,12})\r\n", reply)
+        return int(found[1]) if found else 0
+
+    def _line(self, request: bytes) -> bytes:
+        """Send ``request``; its one-line reply, without the line end."""
+        sock = self.sock
+        sock.sendall(request)
+        reply = sock.recv(RECV_SIZE)
+        while not reply.endswith(b"\r\n"):
+            reply = self._more(reply)
+        return reply[:-2]
 
     def _more(self, sofar: bytes) -> bytes:
         """``sofar`` and what arrives next of a reply line that has not ended yet."""
@@ -318,7 +386,7 @@ class _Server:
         conn.idle_since = time.monotonic()
         self.idle.append(conn)
 
-    def use(self, conn: Connection | None, command: Callable[[Connection, bytes], T], request: bytes) -> T:
+    def use(self, conn: Connection | None, command: Callable[[Connection, R], T], request: R) -> T:
         """``command`` on ``conn`` (None: a new connection), which goes back to the idle
         stack if the whole reply was read and is closed otherwise."""
         if conn is None:
@@ -338,8 +406,9 @@ class _Server:
                 conn.close()
 
 
-class MemcachedStore(Store):
-    """Records in memcached: ``load`` is a ``gets``, ``save`` an ``add`` or ``cas``.
+class MemcachedStore(VersionedStore):
+    """Records in memcached: ``load`` is a ``gets``, ``save`` a meta set (memcached
+    1.6.13 and later) or an ``add`` or ``cas``.
 
     ``Record.expires_at`` is always ``None``: classic memcached commands do not
     report a key's remaining time. memcached expires records itself, so
@@ -356,7 +425,9 @@ class MemcachedStore(Store):
         *,
         timeout: float = 2.0,
         connect_timeout: float = 2.0,
+        meta: bool = True,
     ) -> None:
+        """``meta=False``: classic commands only, even where the server has the meta protocol."""
         endpoints = parse_servers(servers) if isinstance(servers, str) else list(servers)
         if not endpoints:
             raise ConfigurationError("the memcached store needs at least one server", "url")
@@ -377,7 +448,7 @@ class MemcachedStore(Store):
         self.key_prefix = key_prefix
 
         def connector(endpoint: tuple[str, int]) -> Callable[[], Connection]:
-            return lambda: Connection(endpoint, connect_timeout, timeout)
+            return lambda: Connection(endpoint, connect_timeout, timeout, meta)
 
         self._servers = {
             address: _Server(address, connector(endpoint))
@@ -417,7 +488,7 @@ class MemcachedStore(Store):
         return server, name.encode()
 
     def _call(
-        self, server: _Server, command: Callable[[Connection, bytes], T], request: bytes, repeatable: bool = True
+        self, server: _Server, command: Callable[[Connection, R], T], request: R, repeatable: bool = True
     ) -> T:
         """``command(connection, request)`` on an idle connection to ``server`` or a new
         one (module doc), its failures as satchel's errors.
@@ -451,14 +522,14 @@ class MemcachedStore(Store):
         found = self._call(server, Connection.value, b"gets %b\r\n" % name)
         return None if found is None else Record(found[0], found[1])
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def _save(
+        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
+    ) -> tuple[bool, Version | None]:
         server, name = self._locate(key)
         payload = data if type(data) is bytes else bytes(data)
-        if expected_version is None:
-            request = b"add %b 0 %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), payload)
-        else:
-            request = b"cas %b 0 %d %d %d\r\n%b\r\n" % (name, expiry(ttl), len(payload), int(expected_version), payload)
-        return self._call(server, Connection.stored, request, repeatable=False)
+        expected = None if expected_version is None else int(expected_version)
+        order: Write = (name, payload, expiry(ttl), expected)
+        return self._call(server, Connection.write, order, repeatable=False)
 
     def touch(self, key: str, ttl: int | None) -> bool:
         server, name = self._locate(key)
