@@ -22,9 +22,10 @@ from collections.abc import Iterator
 import pytest
 from pymemcache.client.base import Client
 
+from apps import BASE_SETTINGS
 from contract import StoreContract, assert_fork_safe, new_key
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
-from satchel.settings import StoreSettings
+from satchel.settings import StoreSettings, parse_session_settings
 from satchel.stores import open_store
 from satchel.stores.memcached import MAX_KEY_BYTES, PROBE_AFTER, MemcachedStore, expiry, parse_servers, speaks_meta
 from services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
@@ -582,7 +583,7 @@ def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) 
     ids=["classic-reply", "no-cas", "no-flag", "empty-cas", "two-flags", "unknown-code", "huge-cas"],
 )
 def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes) -> None:
-    settings = b"STAT item_size_max 1048576\r\nEND\r\n"
+    settings = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
     with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
         store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
         for expected in (None, 7):
@@ -594,13 +595,72 @@ def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes
 def test_a_meta_write_reply_is_read_as_memcached_writes_it() -> None:
     """The same scripted server with memcached's own replies: a stored write's CAS,
     and the codes that mean "not stored"."""
-    settings = b"STAT item_size_max 1048576\r\nEND\r\n"
+    settings = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
     for answer, expected in ((b"HD c4242\r\n", (True, 4242)), (b"EX c0\r\n", (False, None)),
-                             (b"NF c0\r\n", (False, None)), (b"NS c0\r\n", (False, None))):
+                             (b"NF c0\r\n", (False, None)), (b"NS c0\r\n", (False, None)),
+                             (b"EX\r\n", (False, None)), (b"NS\r\n", (False, None))):
         with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
             store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
             assert store.save_version("k", b"v", 60, 7) == expected
             store.close()
+
+
+def test_a_server_that_never_evicts_is_written_with_classic_commands() -> None:
+    """memcached -M refuses a write it has no room for instead of evicting; a meta set
+    refused so unlinks the record it was to replace (even on a stale CAS), a classic
+    cas does not. Filled up, such a server keeps the session and reports the error."""
+    server = OwnMemcached("-M", "-m", "8")
+    store = MemcachedStore(server.address, key_prefix="t:full:")
+    filler = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        key = new_key()
+        stored, version = store.save_version(key, b"the session", 3600, None)
+        assert (stored, version) == (True, None)  # classic: no version told
+        assert not any(conn.meta_max for srv in store._servers.values() for conn in srv.idle)
+        blob, refused, n = b"f" * 20000, False, 0
+        while not refused and n < 5000:  # about 8 MB of 20 KB items, until one is refused
+            filler.sendall(b"".join(b"set fill:%d 0 0 %d\r\n%b\r\n" % (n + i, len(blob), blob) for i in range(50)))
+            replies = b""
+            while replies.count(b"\r\n") < 50:
+                replies += filler.recv(65536)
+            refused, n = b"SERVER_ERROR" in replies, n + 50
+        assert refused, "the server never ran out of room"
+        record = store.load(key)
+        assert record is not None
+        with pytest.raises(StoreError, match="out of memory"):
+            store.save_version(key, b"g" * 20000, 3600, record.version)
+        kept = store.load(key)
+        assert kept is not None and kept.data == b"the session"
+    finally:
+        filler.close()
+        store.close()
+        server.stop()
+
+
+def test_a_proxy_that_refuses_stats_gets_classic_commands() -> None:
+    """A proxy answering ``version`` as memcached does but refusing ``stats settings``
+    (as twemproxy does) is written with add and cas, not shut out."""
+    with nonsense_server(b"VERSION 1.6.18\r\n", b"ERROR\r\n", b"STORED\r\n") as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+        assert store.save_version("k", b"v", 60, None) == (True, None)
+        assert store.save_version("k", b"w", 60, 7) == (True, None)
+        store.close()
+
+
+def test_meta_sets_can_be_turned_off_in_the_settings(servers: list[tuple[str, int]]) -> None:
+    settings = parse_session_settings(
+        {**BASE_SETTINGS, "session.type": "ext:memcached", "session.url": MEMCACHED_SERVERS,
+         "session.memcached_meta": "false"}
+    )
+    store = MemcachedStore.from_settings(settings.store)
+    try:
+        assert store.save_version(new_key(), b"v", 60, None) == (True, None)
+        assert not any(conn.meta_max for srv in store._servers.values() for conn in srv.idle)
+    finally:
+        store.close()
+    assert parse_session_settings(
+        {**BASE_SETTINGS, "session.type": "ext:memcached", "session.url": MEMCACHED_SERVERS}
+    ).store.memcached_meta is True
 
 
 def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) -> None:

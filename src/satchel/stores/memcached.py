@@ -9,10 +9,15 @@ been since memcached 1.6.13 (asked with ``version`` once per new connection),
 ``save`` is a meta set instead (``ms`` in add mode, or with ``C`` the expected
 CAS), whose reply tells the record's new CAS value: ``save_version`` knows
 the new version, as the other versioned stores do. A meta set that memcached
-cannot store for want of room unlinks the record it was to replace (a classic
-``cas`` leaves it), so values over half the server's item size limit (``stats
-settings``, asked once per new connection too) go as a classic ``cas``: a
-record too large to store never costs the one stored before it. A general client (pymemcache's ``Client``) costs about
+cannot allocate unlinks the record it was to replace, even when its CAS was
+stale (a classic ``cas`` leaves the record). So the store asks ``stats
+settings`` too, once per new connection, and uses meta sets only where
+memcached evicts to make room (a server run with ``-M``, which never drops a
+record, gets classic commands) and only for values up to half the item size
+limit (``-I``): a record too large to store never costs the one stored before
+it. Where evictions are on, a meta set that finds no room loses the record as
+an eviction would. A proxy that does not answer those two questions as
+memcached does gets classic commands. A general client (pymemcache's ``Client``) costs about
 as much Python per command as the loopback round trip itself; the store needs
 five commands, one key at a time, bytes in and bytes out, so it writes them
 itself.
@@ -104,6 +109,7 @@ _META_STORED = {b"HD": True, b"EX": False, b"NF": False, b"NS": False}
 META_SINCE = (1, 6, 13)
 #: The longest ``stats settings`` reply read (memcached's is about 2 KB).
 MAX_SETTINGS_BYTES = 65536
+_ERROR_REPLY = re.compile(rb"(?:ERROR|CLIENT_ERROR [ -~]*|SERVER_ERROR [ -~]*)\r\n")
 _TOUCHED = {b"TOUCHED": True, b"NOT_FOUND": False}
 _DELETED = {b"DELETED": True, b"NOT_FOUND": False}
 
@@ -189,7 +195,7 @@ class Connection:
             else:
                 sock.settimeout(timeout)
             if meta and speaks_meta(self._line(b"version\r\n")):
-                self.meta_max = self._item_size_max() // 2
+                self.meta_max = self._meta_limit()
         except BaseException:
             sock.close()
             raise
@@ -267,10 +273,12 @@ class Connection:
             line = self._line(b"ms %b %d T%d %b c\r\n%b\r\n" % (name, len(payload), exptime, condition, payload))
             parts = line.split(b" ")
             stored = _META_STORED.get(parts[0])
+            if stored is False and len(parts) <= 2:
+                return False, None  # the returned CAS of a write not made (c0) is not needed
             cas = parts[1] if len(parts) == 2 else b""
-            if stored is None or cas[:1] != b"c" or len(cas) > 21 or not cas[1:].isdigit():
+            if not stored or cas[:1] != b"c" or len(cas) > 21 or not cas[1:].isdigit():
                 raise ProtocolError(_describe(line))
-            return stored, (int(cas[1:]) if stored else None)
+            return True, int(cas[1:])
         if expected is None:
             request = b"add %b 0 %d %d\r\n%b\r\n" % (name, exptime, len(payload), payload)
         else:
@@ -286,14 +294,15 @@ class Connection:
             raise ProtocolError(_describe(line)) from None
         return outcome
 
-    def _item_size_max(self) -> int:
-        """The server's item size limit (``-I``) from ``stats settings``; 0 if it does not say."""
+    def _meta_limit(self) -> int:
+        """The largest value to write with a meta set, from ``stats settings``: half
+        the item size limit where the server evicts to make room, else 0 (module doc)."""
         sock = self.sock
         sock.sendall(b"stats settings\r\n")
         reply = sock.recv(RECV_SIZE)
-        while not (reply.endswith(b"\r\nEND\r\n") or reply == _END):
-            head = reply[:5]  # what has come of the first line: part of "STAT " or "END\r\n"
-            if not (b"STAT ".startswith(head) or _END.startswith(head)):
+        while not (reply.endswith(b"\r\nEND\r\n") or reply == _END or _ERROR_REPLY.fullmatch(reply)):
+            head = reply[:5]  # what has come of the first line: part of "STAT " or "END\r\n", or an error
+            if not (b"STAT ".startswith(head) or _END.startswith(head) or b"\r\n" not in reply):
                 raise ProtocolError(_describe(reply.split(b"\r\n", 1)[0]))
             if len(reply) > MAX_SETTINGS_BYTES:
                 raise ProtocolError(f"a stats reply without an end in its first {len(reply)} bytes")
@@ -301,8 +310,9 @@ class Connection:
             if not more:
                 raise ConnectionLost("memcached closed the connection")
             reply += more
-        found = re.search(rb"(?:^|\r\n)STAT item_size_max (\d{1,12})\r\n", reply)
-        return int(found[1]) if found else 0
+        size = re.search(rb"(?:^|\r\n)STAT item_size_max (\d{1,12})\r\n", reply)
+        evicts = re.search(rb"(?:^|\r\n)STAT evictions on\r\n", reply)
+        return int(size[1]) // 2 if size and evicts else 0
 
     def _line(self, request: bytes) -> bytes:
         """Send ``request``; its one-line reply, without the line end."""
@@ -465,7 +475,7 @@ class MemcachedStore(VersionedStore):
         servers = settings.url or ";".join(settings.urls)
         if not servers.strip():
             raise ConfigurationError("the memcached store needs url = host:port[;host:port...]", "url")
-        return cls(servers, key_prefix=settings.key_prefix)
+        return cls(servers, key_prefix=settings.key_prefix, meta=settings.memcached_meta)
 
     @property
     def address(self) -> str:
