@@ -278,7 +278,7 @@ class Connection:
             cas = parts[1] if len(parts) == 2 else b""
             if not stored or cas[:1] != b"c" or len(cas) > 21 or not cas[1:].isdigit():
                 raise ProtocolError(_describe(line))
-            return True, int(cas[1:])
+            return True, int(cas[1:]) or None  # 0: the server keeps no CAS values (-C)
         if expected is None:
             request = b"add %b 0 %d %d\r\n%b\r\n" % (name, exptime, len(payload), payload)
         else:
