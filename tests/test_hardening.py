@@ -7,7 +7,7 @@ from typing import Any
 
 from webtest import TestApp
 
-from apps import counting, make_app, store_of
+from apps import BASE_SETTINGS, VIEWS, counting, make_app, on_error, store_of
 
 
 def closed_port() -> int:
@@ -68,6 +68,35 @@ def test_secure_auto_follows_the_request_scheme() -> None:
     app.reset()
     secure = app.get("/incr", extra_environ={"wsgi.url_scheme": "https"}).headers["Set-Cookie"]
     assert "; Secure" in secure
+
+
+def test_secure_auto_follows_a_request_class_that_reads_the_proxy_scheme() -> None:
+    """An app whose request class takes the scheme from X-Forwarded-Proto (behind a TLS
+    proxy) gets Secure cookies from the normal commit and from the one after an error."""
+    from pyramid.config import Configurator
+    from pyramid.request import Request
+
+    class ProxiedRequest(Request):
+        @property
+        def scheme(self) -> str:
+            return str(self.headers.get("X-Forwarded-Proto", self.environ["wsgi.url_scheme"]))
+
+    settings = {**BASE_SETTINGS, "session.secure": "auto", "session.cookie_on_exception": "true"}
+    with Configurator(settings=settings) as config:
+        config.set_request_factory(ProxiedRequest)
+        config.include("satchel")
+        for name in ("incr", "broken"):
+            config.add_route(name, f"/{name}")
+            config.add_view(VIEWS[name], route_name=name)
+        config.add_view(on_error, context=RuntimeError)
+        app = TestApp(config.make_wsgi_app())
+    proxied = {"X-Forwarded-Proto": "https"}
+    assert "; Secure" in app.get("/incr", headers=proxied).headers["Set-Cookie"]
+    app.reset()
+    failed = app.get("/broken", headers=proxied, status=500)
+    assert "; Secure" in failed.headers["Set-Cookie"]
+    app.reset()
+    assert "Secure" not in app.get("/incr").headers["Set-Cookie"]
 
 
 def test_cookie_less_flood_creates_no_records(tmp_path: Any) -> None:

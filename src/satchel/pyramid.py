@@ -84,8 +84,8 @@ class SatchelSessionFactory:
         _vary(response)
         if request.exception is not None and not self.save_on_exception:
             return
-        # request.scheme, read straight from the environ
-        for header in self.manager.commit(session, environ["wsgi.url_scheme"] == "https"):
+        # request.scheme, not the environ: an app's request class may take it from a proxy's header
+        for header in self.manager.commit(session, request.scheme == "https"):
             response.headerlist.append(("Set-Cookie", header))
 
     def _callback(self, request: Request, response: Response) -> None:
