@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
 from webtest import TestApp
 
 from apps import BASE_SETTINGS, VIEWS, counting, make_app, on_error, store_of
@@ -97,6 +98,36 @@ def test_secure_auto_follows_a_request_class_that_reads_the_proxy_scheme() -> No
     assert "; Secure" in failed.headers["Set-Cookie"]
     app.reset()
     assert "Secure" not in app.get("/incr").headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ([("Vary", "Accept"), ("vary", "Origin")], ["Accept, Cookie", "Origin"]),
+        ([("VARY", "accept-encoding")], ["accept-encoding, Cookie"]),
+        ([("Vary", "Origin"), ("Vary", "cookie")], ["Origin", "cookie"]),
+        ([("Vary", "*")], ["*"]),
+        ([], ["Cookie"]),
+    ],
+    ids=["two-headers", "upper-case", "cookie-in-second", "star", "none"],
+)
+def test_vary_keeps_every_vary_header_the_view_set(given: list[tuple[str, str]], expected: list[str]) -> None:
+    from pyramid.config import Configurator
+    from pyramid.response import Response
+
+    def view(request: Any) -> Response:
+        request.session["seen"] = True
+        response = Response("ok")
+        response.headerlist.extend(given)
+        return response
+
+    with Configurator(settings=dict(BASE_SETTINGS)) as config:
+        config.include("satchel")
+        config.add_route("view", "/view")
+        config.add_view(view, route_name="view")
+        app = TestApp(config.make_wsgi_app())
+    res = app.get("/view")
+    assert [v for k, v in res.headerlist if k.lower() == "vary"] == expected
 
 
 def test_cookie_less_flood_creates_no_records(tmp_path: Any) -> None:

@@ -77,3 +77,25 @@ def read_cookie(header: str | None, name: str) -> str | None:
                 value = value[1:-1]
             return value
     return None
+
+
+def vary_cookie(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` with ``Cookie`` in ``Vary`` (joined to an existing Vary header)."""
+    tokens = {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "vary"
+        for token in value.split(",")
+    }
+    if "cookie" in tokens or "*" in tokens:
+        return headers
+    out: list[tuple[str, str]] = []
+    added = False
+    for name, value in headers:
+        if not added and name.lower() == "vary":
+            value = f"{value}, Cookie" if value.strip() else "Cookie"
+            added = True
+        out.append((name, value))
+    if not added:
+        out.append(("Vary", "Cookie"))
+    return out

@@ -17,6 +17,7 @@ from pyramid.interfaces import ISession, ISessionFactory
 from pyramid.tweens import EXCVIEW
 from zope.interface import implementer
 
+from .cookies import vary_cookie
 from .manager import SessionManager, build_manager
 from .session import Session
 from .settings import CACHE_PREFIXES, SESSION_PREFIXES, SessionSettings, parse_session_settings
@@ -130,9 +131,7 @@ def _vary(response: Response) -> None:
     else:  # the common case: no Vary yet, so no parsing
         headers.append(("Vary", "Cookie"))
         return
-    vary = response.vary or ()
-    if "Cookie" not in vary and "*" not in vary:
-        response.vary = (*vary, "Cookie")
+    headers[:] = vary_cookie(headers)  # every Vary header read, the first one extended
 
 
 def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> None:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from . import cookies
 from .errors import ConfigurationError
 from .manager import SessionManager, build_manager
 from .session import Session
@@ -183,28 +184,6 @@ class LazySession(MutableMapping[str, Any]):
         return self._session().new
 
 
-def _vary_cookie(headers: Headers) -> Headers:
-    """``headers`` with ``Cookie`` in ``Vary`` (joined to an existing Vary header)."""
-    tokens = {
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == "vary"
-        for token in value.split(",")
-    }
-    if "cookie" in tokens or "*" in tokens:
-        return headers
-    out: Headers = []
-    added = False
-    for name, value in headers:
-        if not added and name.lower() == "vary":
-            value = f"{value}, Cookie" if value.strip() else "Cookie"
-            added = True
-        out.append((name, value))
-    if not added:
-        out.append(("Vary", "Cookie"))
-    return out
-
-
 class SessionMiddleware:
     """Sessions for a WSGI application: ``app = SessionMiddleware(app, settings)``.
 
@@ -250,7 +229,7 @@ class SessionMiddleware:
         ) -> Callable[[bytes], object]:
             request.start_response(failing=exc_info is not None and exc_info[0] is not None)
             if request.vary:
-                headers = _vary_cookie(list(headers))
+                headers = cookies.vary_cookie(list(headers))
             if request.set_cookies:
                 headers = [*headers, *(("Set-Cookie", value) for value in request.set_cookies)]
             if exc_info is not None:
