@@ -79,23 +79,24 @@ def read_cookie(header: str | None, name: str) -> str | None:
     return None
 
 
-def vary_cookie(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``headers`` with ``Cookie`` in ``Vary`` (joined to an existing Vary header)."""
+def vary_cookie(headers: list[tuple[str, str]]) -> None:
+    """Put ``Cookie`` in ``Vary`` in place: a header of its own where there is no
+    Vary header (the common case, so no parsing), else joined to the first one,
+    unless some Vary header already names it or ``*``."""
+    first = None
+    for index, (name, _) in enumerate(headers):
+        if len(name) == 4 and name.lower() == "vary":  # lower() only for four-letter names
+            first = index
+            break
+    if first is None:
+        headers.append(("Vary", "Cookie"))
+        return
     tokens = {
         token.strip().lower()
-        for name, value in headers
+        for name, value in headers[first:]
         if name.lower() == "vary"
         for token in value.split(",")
     }
-    if "cookie" in tokens or "*" in tokens:
-        return headers
-    out: list[tuple[str, str]] = []
-    added = False
-    for name, value in headers:
-        if not added and name.lower() == "vary":
-            value = f"{value}, Cookie" if value.strip() else "Cookie"
-            added = True
-        out.append((name, value))
-    if not added:
-        out.append(("Vary", "Cookie"))
-    return out
+    if "cookie" not in tokens and "*" not in tokens:
+        name, value = headers[first]
+        headers[first] = (name, f"{value}, Cookie" if value.strip() else "Cookie")

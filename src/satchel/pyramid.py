@@ -82,7 +82,7 @@ class SatchelSessionFactory:
         session = environ.get(_SESSION)
         if not isinstance(session, Session):
             return
-        _vary(response)
+        vary_cookie(response.headerlist)
         if request.exception is not None and not self.save_on_exception:
             return
         # request.scheme, not the environ: an app's request class may take it from a proxy's header
@@ -123,17 +123,6 @@ def session_tween_factory(handler: Handler, registry: Any) -> Handler:
     return session_tween
 
 
-def _vary(response: Response) -> None:
-    headers = response.headerlist
-    for name, _ in headers:
-        if len(name) == 4 and name.lower() == "vary":  # lower() only for four-letter names
-            break
-    else:  # the common case: no Vary yet, so no parsing
-        headers.append(("Vary", "Cookie"))
-        return
-    headers[:] = vary_cookie(headers)  # every Vary header read, the first one extended
-
-
 def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> None:
     """Save the session of a request whose view raised; the cookie goes on the error page.
 
@@ -149,7 +138,7 @@ def _commit_after_error(request: Request, factory: SatchelSessionFactory) -> Non
         return
 
     def add_header(request: Request, response: Response) -> None:
-        _vary(response)
+        vary_cookie(response.headerlist)
         for header in headers:
             response.headerlist.append(("Set-Cookie", header))
 

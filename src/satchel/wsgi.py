@@ -229,7 +229,8 @@ class SessionMiddleware:
         ) -> Callable[[bytes], object]:
             request.start_response(failing=exc_info is not None and exc_info[0] is not None)
             if request.vary:
-                headers = cookies.vary_cookie(list(headers))
+                headers = list(headers)
+                cookies.vary_cookie(headers)
             if request.set_cookies:
                 headers = [*headers, *(("Set-Cookie", value) for value in request.set_cookies)]
             if exc_info is not None:
