@@ -109,7 +109,6 @@ _META_STORED = {b"HD": True, b"EX": False, b"NF": False, b"NS": False}
 META_SINCE = (1, 6, 13)
 #: The longest ``stats settings`` reply read (memcached's is about 2 KB).
 MAX_SETTINGS_BYTES = 65536
-_ERROR_REPLY = re.compile(rb"(?:ERROR|CLIENT_ERROR [ -~]*|SERVER_ERROR [ -~]*)\r\n")
 _TOUCHED = {b"TOUCHED": True, b"NOT_FOUND": False}
 _DELETED = {b"DELETED": True, b"NOT_FOUND": False}
 
@@ -297,19 +296,17 @@ class Connection:
     def _meta_limit(self) -> int:
         """The largest value to write with a meta set, from ``stats settings``: half
         the item size limit where the server evicts to make room, else 0 (module doc)."""
-        sock = self.sock
-        sock.sendall(b"stats settings\r\n")
-        reply = sock.recv(RECV_SIZE)
-        while not (reply.endswith(b"\r\nEND\r\n") or reply == _END or _ERROR_REPLY.fullmatch(reply)):
-            head = reply[:5]  # what has come of the first line: part of "STAT " or "END\r\n", or an error
-            if not (b"STAT ".startswith(head) or _END.startswith(head) or b"\r\n" not in reply):
-                raise ProtocolError(_describe(reply.split(b"\r\n", 1)[0]))
-            if len(reply) > MAX_SETTINGS_BYTES:
-                raise ProtocolError(f"a stats reply without an end in its first {len(reply)} bytes")
-            more = sock.recv(RECV_SIZE)
-            if not more:
-                raise ConnectionLost("memcached closed the connection")
-            reply += more
+        self.sock.sendall(b"stats settings\r\n")
+        reply = self.sock.recv(RECV_SIZE)
+        while b"\r\n" not in reply:
+            reply = self._more(reply)
+        first = reply[: reply.index(b"\r\n")]
+        if _is_error(first) and len(reply) == len(first) + 2:
+            return 0  # a proxy that does not answer it: classic commands
+        if not (first.startswith(b"STAT ") or reply == _END):
+            raise ProtocolError(_describe(first))
+        while not (reply == _END or reply.endswith(b"\r\nEND\r\n")):
+            reply = self._more(reply, MAX_SETTINGS_BYTES)
         size = re.search(rb"(?:^|\r\n)STAT item_size_max (\d{1,12})\r\n", reply)
         evicts = re.search(rb"(?:^|\r\n)STAT evictions on\r\n", reply)
         return int(size[1]) // 2 if size and evicts else 0
@@ -323,9 +320,10 @@ class Connection:
             reply = self._more(reply)
         return reply[:-2]
 
-    def _more(self, sofar: bytes) -> bytes:
-        """``sofar`` and what arrives next of a reply line that has not ended yet."""
-        if len(sofar) > MAX_LINE_BYTES:
+    def _more(self, sofar: bytes, limit: int = MAX_LINE_BYTES) -> bytes:
+        """``sofar`` and what arrives next of a reply that has not ended yet (a line,
+        unless a larger ``limit`` is given)."""
+        if len(sofar) > limit:
             raise ProtocolError(f"no end of line in the first {len(sofar)} bytes of a reply: {sofar[:80]!r}")
         more = self.sock.recv(RECV_SIZE)
         if not more:
@@ -347,9 +345,14 @@ class Connection:
         return bytes(buffer)
 
 
+def _is_error(line: bytes) -> bool:
+    """Whether a reply line is one of memcached's error replies."""
+    return line == b"ERROR" or line.startswith((b"SERVER_ERROR ", b"CLIENT_ERROR "))
+
+
 def _describe(line: bytes) -> str:
     """An error reply as memcached wrote it; anything else as what it is."""
-    if line == b"ERROR" or line.startswith((b"SERVER_ERROR ", b"CLIENT_ERROR ")):
+    if _is_error(line):
         return line.decode("ascii", "replace")
     return f"a reply that is not memcached's: {line[:80]!r}"
 
