@@ -71,6 +71,8 @@ _scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignor
 #: The types of JSON's scalars. A value of exactly one of these is immutable, so a
 #: session holding only such values cannot change without its methods being called.
 PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def only_plain(data: dict[str, Any]) -> bool:
     """Whether every value is exactly one of PLAIN_TYPES: then a shallow copy of
     ``data`` is a full copy, and nothing in it can change in place."""
