@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from io import BytesIO
 from typing import Any
 
@@ -318,6 +319,24 @@ def session_work() -> dict[str, Callable[[], None]]:
     return {"incr": incr, "read": read}
 
 
+def _read_then_write(read: Callable[[], object], write: Callable[[], object],
+                     work: dict[str, Callable[[], None]]) -> dict[str, Callable[[], None]]:
+    """The two views' operations from a client's read and write: ``incr`` reads, runs
+    ``work["incr"]`` and writes; ``read`` reads and runs ``work["read"]``."""
+    between, after_read = work["incr"], work["read"]
+
+    def incr() -> None:
+        read()
+        between()
+        write()
+
+    def read_only() -> None:
+        read()
+        after_read()
+
+    return {"incr": incr, "read": read_only}
+
+
 def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) -> list[Contender]:
     """Each server's bare client commands: in the floor's view, alone in a loop, and
     in the view with satchel memory's session work between the read and the write.
@@ -333,19 +352,7 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
         client = redis.Redis.from_url(redis_url or "")
         key = "bench:raw"
         client.set(key, RAW_VALUE)
-        get, set_ = client.get, client.set
-        between, after_read = work["incr"], work["read"]
-
-        def write() -> None:
-            get(key)
-            between()
-            set_(key, RAW_VALUE)
-
-        def read_() -> None:
-            get(key)
-            after_read()
-
-        return {"incr": write, "read": read_}
+        return _read_then_write(partial(client.get, key), partial(client.set, key, RAW_VALUE), work)
 
     def memcached_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
         from pymemcache.client.base import Client
@@ -354,19 +361,7 @@ def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) ->
         client = Client((host, int(port)), no_delay=True, default_noreply=False)
         key = "bench:raw"
         client.set(key, RAW_VALUE)
-        get, set_ = client.get, client.set
-        between, after_read = work["incr"], work["read"]
-
-        def write() -> None:
-            get(key)
-            between()
-            set_(key, RAW_VALUE, 1200)
-
-        def read_() -> None:
-            get(key)
-            after_read()
-
-        return {"incr": write, "read": read_}
+        return _read_then_write(partial(client.get, key), partial(client.set, key, RAW_VALUE, 1200), work)
 
     def sql_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
         import sqlalchemy as sa
