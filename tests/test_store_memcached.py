@@ -67,6 +67,15 @@ class TestMemcachedStoreClassic(TestMemcachedStore):
         store.close()
 
 
+#: A ``stats settings`` reply of a memcached that evicts, with the default 1 MB item limit.
+META_SETTINGS = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
+
+
+def meta_limits(store: MemcachedStore) -> list[int]:
+    """The meta set limit of each of the store's idle connections (0: classic commands)."""
+    return [conn.meta_max for server in store._servers.values() for conn in server.idle]
+
+
 @pytest.mark.parametrize(
     ("reply", "meta"),
     [
@@ -99,11 +108,11 @@ def test_this_server_is_written_with_meta_sets(servers: list[tuple[str, int]]) -
         key = new_key()
         stored, version = meta.save_version(key, b"meta", 60, None)
         assert stored and version is not None
-        assert all(conn.meta_max for server in meta._servers.values() for conn in server.idle)
+        assert meta_limits(meta) and all(meta_limits(meta))
         record = classic.load(key)
         assert record is not None and record.data == b"meta" and record.version == version
         assert classic.save_version(key, b"classic", 60, record.version) == (True, None)
-        assert not any(conn.meta_max for server in classic._servers.values() for conn in server.idle)
+        assert not any(meta_limits(classic))
         again = meta.load(key)
         assert again is not None and again.data == b"classic"
         assert meta.save_version(key, b"stale", 60, version) == (False, None)
@@ -583,8 +592,7 @@ def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) 
     ids=["classic-reply", "no-cas", "no-flag", "empty-cas", "two-flags", "unknown-code", "huge-cas"],
 )
 def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes) -> None:
-    settings = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
-    with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
+    with nonsense_server(b"VERSION 1.6.18\r\n", META_SETTINGS, answer) as port:
         store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
         for expected in (None, 7):
             with pytest.raises(StoreError, match=r"not memcached's"):
@@ -595,11 +603,10 @@ def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes
 def test_a_meta_write_reply_is_read_as_memcached_writes_it() -> None:
     """The same scripted server with memcached's own replies: a stored write's CAS,
     and the codes that mean "not stored"."""
-    settings = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
     for answer, expected in ((b"HD c4242\r\n", (True, 4242)), (b"EX c0\r\n", (False, None)),
                              (b"NF c0\r\n", (False, None)), (b"NS c0\r\n", (False, None)),
                              (b"EX\r\n", (False, None)), (b"NS\r\n", (False, None))):
-        with nonsense_server(b"VERSION 1.6.18\r\n", settings, answer) as port:
+        with nonsense_server(b"VERSION 1.6.18\r\n", META_SETTINGS, answer) as port:
             store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
             assert store.save_version("k", b"v", 60, 7) == expected
             store.close()
@@ -616,7 +623,7 @@ def test_a_server_that_never_evicts_is_written_with_classic_commands() -> None:
         key = new_key()
         stored, version = store.save_version(key, b"the session", 3600, None)
         assert (stored, version) == (True, None)  # classic: no version told
-        assert not any(conn.meta_max for srv in store._servers.values() for conn in srv.idle)
+        assert not any(meta_limits(store))
         blob, refused, n = b"f" * 20000, False, 0
         while not refused and n < 5000:  # about 8 MB of 20 KB items, until one is refused
             filler.sendall(b"".join(b"set fill:%d 0 0 %d\r\n%b\r\n" % (n + i, len(blob), blob) for i in range(50)))
@@ -655,7 +662,7 @@ def test_meta_sets_can_be_turned_off_in_the_settings(servers: list[tuple[str, in
     store = MemcachedStore.from_settings(settings.store)
     try:
         assert store.save_version(new_key(), b"v", 60, None) == (True, None)
-        assert not any(conn.meta_max for srv in store._servers.values() for conn in srv.idle)
+        assert not any(meta_limits(store))
     finally:
         store.close()
     assert parse_session_settings(
