@@ -45,7 +45,7 @@ def assert_fork_safe(store: Store, connections_made: Callable[[], int]) -> None:
 
 
 class StoreContract:
-    #: Whether save_version tells the new version (memcached's cas does not).
+    #: Whether save_version tells the new version (a classic memcached cas does not).
     tells_new_version = True
     #: True where the server expires records itself (purge_expired returns 0).
     server_expires = False
