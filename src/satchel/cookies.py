@@ -6,7 +6,8 @@ import datetime as _dt
 import time
 from email.utils import formatdate
 
-from .settings import NEVER, CookieSettings
+from .config.coerce import NEVER
+from .settings import CookieSettings
 
 #: Browsers cap cookie lifetimes at 400 days; "never expires" means that.
 NEVER_SECONDS = 400 * 24 * 3600
@@ -55,10 +56,7 @@ def set_cookie_header(settings: CookieSettings, value: str, secure_request: bool
 
 
 def delete_cookie_header(settings: CookieSettings, secure_request: bool = False) -> str:
-    return (
-        f"{settings.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
-        + _attributes(settings, secure_request)
-    )
+    return f"{settings.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" + _attributes(settings, secure_request)
 
 
 def read_cookie(header: str | None, name: str) -> str | None:
@@ -92,10 +90,7 @@ def vary_cookie(headers: list[tuple[str, str]]) -> None:
         headers.append(("Vary", "Cookie"))
         return
     tokens = {
-        token.strip().lower()
-        for name, value in headers[first:]
-        if name.lower() == "vary"
-        for token in value.split(",")
+        token.strip().lower() for name, value in headers[first:] if name.lower() == "vary" for token in value.split(",")
     }
     if "cookie" not in tokens and "*" not in tokens:
         name, value = headers[first]

@@ -387,7 +387,7 @@ class SessionManager:
         ttl = self._ttl(session, now)
         while True:
             session_id = new_session_id()
-            if self.store.save(store_key(session_id), record, ttl, None):
+            if self.store.save(store_key(session_id), record, ttl, None) is not None:
                 break
         session.id, session.new, session.accessed = session_id, False, now
         session._loaded_body, session._dirty, session._regenerate = body, False, False
@@ -407,7 +407,7 @@ class SessionManager:
         with self._write_lock(old_key):
             version = session.version
             for attempt in range(self.settings.merge_retries + 1):
-                if self.store.save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version):
+                if self.store.save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version) is not None:
                     break
                 try:
                     found = self._latest(old_key)
@@ -494,11 +494,9 @@ class SessionManager:
                 flash = {q: m for q, m in latest.flash.items() if q != queue}
                 body = encode_body(latest.data, flash, latest.csrf, latest.user)
                 now = time.time()
-                stored, new_version = self.store.save_version(
-                    key, encode_record(created, now, body), self._ttl(session, now), version
-                )
-                if stored:
-                    if not attempt and new_version is not None:
+                new_version = self.store.save(key, encode_record(created, now, body), self._ttl(session, now), version)
+                if new_version is not None:
+                    if not attempt:
                         # The record now holds exactly what the session counts as
                         # loaded (claim_flash set that): the request's own write at
                         # the end is conditional on this one, not a conflict with it.
@@ -516,7 +514,7 @@ class SessionManager:
         lock = self._write_lock(key)
         lock.acquire()  # rather than ``with``: a third cheaper, on every changing request
         try:
-            if self.store.save(key, record, ttl, session.version):
+            if self.store.save(key, record, ttl, session.version) is not None:
                 session._loaded_body, session._dirty = body, False
                 # The next request loads these very bytes.
                 self._remember(
@@ -545,8 +543,9 @@ class SessionManager:
             merged_body = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
             # Nothing of this request's left to write (say, its own flash claim
             # already took the queue out): the stored record is the result.
-            if merged_body == latest_bytes or self.store.save(
-                key, encode_record(created, now, merged_body), ttl, record.version
+            if (
+                merged_body == latest_bytes
+                or self.store.save(key, encode_record(created, now, merged_body), ttl, record.version) is not None
             ):
                 dict.clear(session)
                 dict.update(session, merged.data)
@@ -581,7 +580,7 @@ class SessionManager:
                     self.store.delete(key)
                 return
             data = json.dumps(entries, separators=(",", ":")).encode()
-            if self.store.save(key, data, self.settings.absolute_timeout, version):
+            if self.store.save(key, data, self.settings.absolute_timeout, version) is not None:
                 return
         log.warning("could not update the session index of a user after %d tries", self.settings.merge_retries)
 

@@ -17,18 +17,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import TYPE_CHECKING, Any
 
 from . import cookies
+from .config.coerce import as_bool, as_str
 from .errors import ConfigurationError
 from .manager import SessionManager, build_manager
 from .session import Session
-from .settings import (
-    CACHE_PREFIXES,
-    SESSION_OPTIONS,
-    SESSION_PREFIXES,
-    SessionSettings,
-    as_bool,
-    as_str,
-    parse_session_settings,
-)
+from .settings import CACHE_PREFIXES, SESSION_OPTIONS, SESSION_PREFIXES, SessionSettings, parse_session_settings
 from .stores import Store
 
 if TYPE_CHECKING:
@@ -62,8 +55,7 @@ class _RequestSession:
         if self.session is None:
             if self.response_started:
                 log.warning(
-                    "the session was first used after start_response: it can be read, "
-                    "but changes to it are not saved"
+                    "the session was first used after start_response: it can be read, but changes to it are not saved"
                 )
             self.session = self.manager.open_request(self.environ.get("HTTP_COOKIE"))
         return self.session

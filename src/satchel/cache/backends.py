@@ -873,14 +873,14 @@ class StoreCacheBackend(Generations, BytesBackend):
         return None if record is None else record.data
 
     def _add_record(self, record: bytes) -> bool:
-        return self.store.save(self.gen_key, record, None, None)
+        return self.store.save(self.gen_key, record, None, None) is not None
 
     def _swap_record(self, update: Callable[[bytes | None], bytes]) -> None:
         store = self.store
         for _ in range(100):
             current = store.load(self.gen_key)
             new = update(None if current is None else current.data)
-            if store.save(self.gen_key, new, None, None if current is None else current.version):
+            if store.save(self.gen_key, new, None, None if current is None else current.version) is not None:
                 return
         raise StoreUnavailable("the generation record kept changing; try again", self.wiring.config.type)
 
@@ -989,7 +989,7 @@ class StoreMutex(_ExpiringMutex):
         self._backend = backend
 
     def _create(self, token: bytes) -> bool:
-        return self._backend.store.save(self._key, token, self._timeout, None)
+        return self._backend.store.save(self._key, token, self._timeout, None) is not None
 
     def release(self) -> None:
         store = self._backend.store

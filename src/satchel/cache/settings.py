@@ -15,19 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.coerce import Coercer, as_bool, as_int, as_optional_seconds, as_optional_str, as_str, as_words
 from ..errors import ConfigurationError
-from ..settings import (
-    CACHE_PREFIXES,
-    Coercer,
-    _unknown,
-    as_bool,
-    as_int,
-    as_optional_seconds,
-    as_optional_str,
-    as_str,
-    as_words,
-    collect,
-)
+from ..settings import CACHE_PREFIXES, _unknown, collect
 
 log = logging.getLogger("satchel.settings")
 
@@ -160,9 +150,7 @@ def _shown_prefix(settings: Mapping[str, Any]) -> str:
     return "cache."
 
 
-def parse_cache_settings(
-    settings: Mapping[str, Any], prefixes: Iterable[str] = CACHE_PREFIXES
-) -> CacheSettings:
+def parse_cache_settings(settings: Mapping[str, Any], prefixes: Iterable[str] = CACHE_PREFIXES) -> CacheSettings:
     """Parse and check every ``cache.*`` option; raise ConfigurationError on a problem."""
     prefixes = tuple(prefixes)
     raw = collect(settings, prefixes)
@@ -174,8 +162,7 @@ def parse_cache_settings(
     for name in names:
         if not REGION_NAME.fullmatch(name):
             raise ConfigurationError(
-                f"{shown}regions: {name!r} is not a region name (letters, digits, _ and -, "
-                "at most 64 characters)",
+                f"{shown}regions: {name!r} is not a region name (letters, digits, _ and -, at most 64 characters)",
                 shown + "regions",
             )
     if len(set(names)) != len(names):
@@ -216,8 +203,7 @@ def parse_cache_settings(
 
     warnings: list[str] = []
     regions = {
-        name: _region(name, {**common, **own[name]}, {**common_sa, **own_sa[name]}, shown, warnings)
-        for name in names
+        name: _region(name, {**common, **own[name]}, {**common_sa, **own_sa[name]}, shown, warnings) for name in names
     }
     for warning in warnings:
         log.warning("%s", warning)
@@ -236,9 +222,7 @@ def _region(
 
     type_name = str(values.get("type", "memory")).lower()
     if type_name in REFUSED_TYPES:
-        raise ConfigurationError(
-            f"{where('type')} = {type_name}: {REFUSED_TYPES[type_name]}", where("type")
-        )
+        raise ConfigurationError(f"{where('type')} = {type_name}: {REFUSED_TYPES[type_name]}", where("type"))
     if type_name not in CACHE_TYPES:
         raise ConfigurationError(
             f"{where('type')} = {type_name} is not a cache type; choose one of "
@@ -257,8 +241,7 @@ def _region(
     key_prefix = values.get("key_prefix", DEFAULT_KEY_PREFIX)
     if not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
         raise ConfigurationError(
-            f"{where('key_prefix')} = {key_prefix!r}: use at most 100 of A-Z a-z 0-9 _ . : - "
-            "(not starting with a dot)",
+            f"{where('key_prefix')} = {key_prefix!r}: use at most 100 of A-Z a-z 0-9 _ . : - (not starting with a dot)",
             where("key_prefix"),
         )
     module = values.get("memcache_module")

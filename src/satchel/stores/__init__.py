@@ -7,6 +7,7 @@ imported on first use, so a missing driver costs nothing until it is chosen.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..errors import ConfigurationError
 from ..settings import StoreSettings
@@ -35,7 +36,9 @@ def store_class(type_name: str) -> type[Store]:
 
 def open_store(settings: StoreSettings) -> Store:
     """Build the store the settings name (drivers are imported only now)."""
-    return store_class(settings.type).from_settings(settings)
+    cls: Any = store_class(settings.type)
+    store: Store = cls.from_settings(settings)
+    return store
 
 
 __all__ = ["REGISTRY", "Record", "Store", "Version", "VersionedStore", "open_store", "store_class"]

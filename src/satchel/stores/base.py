@@ -1,29 +1,34 @@
-"""The store contract every store implements (see docs/architecture.md)."""
+"""The store contract every store implements, sync (and, with the same rules, async).
+
+A store holds opaque bytes under a key and knows nothing of sessions. Writes are
+conditional: ``save`` names the version it expects to replace (``None``: the key
+must be absent) and answers with the record's new version, or ``None`` when the
+record moved on meanwhile. The contract suite in :mod:`satchel.testing` is the
+executable form of this page.
+"""
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
 
+from ..clock import Clock, system_clock
+from ..config.coerce import Coercer
 from ..errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from ..settings import StoreSettings
 
 #: An opaque token naming one state of a record; only equality matters.
 Version = int | str | bytes
 
-#: Keys stores accept: what the session manager derives (hex SHA-256) and cache
-#: keys after hashing. A strict alphabet keeps file names and server keys safe.
+#: Keys stores accept: what the session policy derives (hex SHA-256, with a short
+#: prefix for its own kinds of record) and cache keys after hashing. A strict
+#: alphabet keeps file names and server keys safe.
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,250}")
 
 
 class Record(NamedTuple):
     """What ``load`` returns: the stored bytes and the version they are at.
-
-    Immutable and hashable; a named tuple rather than a frozen dataclass, whose
-    ``__init__`` costs twice as much, and one is built on every request.
 
     ``expires_at`` is the record's expiry as a Unix time when the store can tell
     it without another round trip, else ``None``.
@@ -47,15 +52,22 @@ class Store(ABC):
     """
 
     #: Short name for log lines and errors ("redis", "file", ...).
-    name: str = "store"
+    name: ClassVar[str] = "store"
+
+    #: The settings this store reads, by name without the ``session.`` (or
+    #: ``cache.<region>.``) prefix, each with the coercer that types its value.
+    #: The settings parser rejects names that are neither the session's nor here.
+    options: ClassVar[Mapping[str, Coercer]] = {}
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings) -> Store:
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> Store:
+        """Build the store from its coerced options (only names in :attr:`options`;
+        a name that is absent takes the store's default)."""
         raise ConfigurationError(f"the {cls.name} store cannot be configured from settings")
 
     @property
     def address(self) -> str:
-        """Where the store lives, for error messages."""
+        """Where the store lives, for error messages (never with a password)."""
         return ""
 
     @abstractmethod
@@ -63,25 +75,13 @@ class Store(ABC):
         """The record under ``key`` with its version, or ``None``. Never writes."""
 
     @abstractmethod
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
         """Write ``data`` only if the record is still at ``expected_version``.
 
-        ``expected_version=None`` means the record must not exist yet. Returns
-        ``False`` (a conflict) when somebody else wrote or deleted it first.
+        ``expected_version=None`` means the record must not exist yet. Returns the
+        record's new version (usable as the next ``expected_version``), or ``None``
+        on a conflict: somebody else wrote, created or deleted it first.
         """
-
-    def save_version(
-        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
-    ) -> tuple[bool, Version | None]:
-        """:meth:`save`, and the record's new version when the store can tell it
-        (``None`` where it cannot, as memcached's ``cas`` does not say).
-
-        A writer that writes one record twice in a request (a flash queue popped
-        at once, then the request's other changes) makes its second write
-        conditional on its own first one with it, instead of meeting it as a
-        conflict.
-        """
-        return self.save(key, data, ttl, expected_version), None
 
     @abstractmethod
     def touch(self, key: str, ttl: int | None) -> bool:
@@ -92,7 +92,8 @@ class Store(ABC):
         """Remove the record; removing a missing record is not an error."""
 
     def purge_expired(self) -> int:
-        """Remove expired records and return how many; 0 where the server expires keys."""
+        """Remove this store's own expired records and return how many; 0 where the
+        server expires keys itself. Never touches anything the store did not write."""
         return 0
 
     def count(self) -> int | None:
@@ -104,28 +105,18 @@ class Store(ABC):
 
 
 class VersionedStore(Store):
-    """A store whose writes know the record's new version: it implements
-    :meth:`_save`, and ``save`` and ``save_version`` come from here.
+    """Transitional: a store written against the old ``_save`` -> (stored, version)."""
 
-    Where ``save`` was replaced (a subclass's own, or one set on the instance, as
-    call counters do) and ``save_version`` was not, the replacement keeps
-    deciding every write: ``save_version`` asks it and gives no version. Where
-    both were replaced, each goes its own way (so a ``save`` written as a call of
-    ``save_version`` does not loop).
-    """
+    #: The version ``save`` answers where the store could write but cannot tell
+    #: the new version: it equals no stored version, so a write expecting it is a
+    #: conflict and the writer reloads.
+    UNKNOWN_VERSION: ClassVar[str] = "\x00unknown"
 
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> bool:
-        return self._save(key, data, ttl, expected_version)[0]
-
-    def save_version(
-        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
-    ) -> tuple[bool, Version | None]:
-        if (
-            getattr(self.save, "__func__", None) is not VersionedStore.save
-            and getattr(self.save_version, "__func__", None) is VersionedStore.save_version
-        ):
-            return self.save(key, data, ttl, expected_version), None
-        return self._save(key, data, ttl, expected_version)
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
+        stored, version = self._save(key, data, ttl, expected_version)
+        if not stored:
+            return None
+        return self.UNKNOWN_VERSION if version is None else version
 
     @abstractmethod
     def _save(

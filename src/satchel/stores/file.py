@@ -16,15 +16,17 @@ import errno
 import fcntl
 import os
 import secrets
-import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from ..clock import Clock, system_clock
+from ..config.coerce import as_optional_str
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Version, VersionedStore, check_key
+from .base import Record, Store, Version, check_key
 
 MAGIC = b"SATCHEL1 "
 #: Modification time that stands for "never expires" (year 2242).
@@ -34,10 +36,18 @@ LOCK_STRIPES = 64
 STALE_TEMP_SECONDS = 3600
 
 
-class FileStore(VersionedStore):
+class FileStore(Store):
     name = "file"
+    options = {"data_dir": as_optional_str, "lock_dir": as_optional_str}
 
-    def __init__(self, data_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        lock_dir: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.clock = clock
         self.data_dir = Path(data_dir)
         self.lock_dir = Path(lock_dir) if lock_dir else self.data_dir / ".locks"
         try:
@@ -49,10 +59,14 @@ class FileStore(VersionedStore):
             ) from exc
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings) -> FileStore:
-        if not settings.data_dir:
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> FileStore:
+        if not options.get("data_dir"):
             raise ConfigurationError("the file store needs data_dir", "data_dir")
-        return cls(settings.data_dir, settings.lock_dir)
+        return cls(options["data_dir"], options.get("lock_dir"), clock=clock)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> FileStore:
+        return cls.from_options({"data_dir": settings.data_dir, "lock_dir": settings.lock_dir})
 
     @property
     def address(self) -> str:
@@ -105,22 +119,20 @@ class FileStore(VersionedStore):
         return Record(data, version, None if expires_at >= NEVER else expires_at)
 
     def load(self, key: str) -> Record | None:
-        return self._read(self._path(key), time.time())
+        return self._read(self._path(key), self.clock())
 
     # -- writing --------------------------------------------------------------
 
-    def _save(
-        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
-    ) -> tuple[bool, Version | None]:
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
         path = self._path(key)
         with self._locked(key):
-            now = time.time()
+            now = self.clock()
             current = self._read(path, now)
             if (None if current is None else current.version) != expected_version:
-                return False, None
+                return None
             version = secrets.token_hex(8)
             self._write(path, MAGIC + version.encode() + b"\n" + data, NEVER if ttl is None else now + ttl)
-            return True, version
+            return version
 
     def _write(self, path: Path, content: bytes, expires_at: float) -> None:
         # A short random name: ".tmp-" plus a 250-character key would pass the
@@ -149,9 +161,9 @@ class FileStore(VersionedStore):
 
     def touch(self, key: str, ttl: int | None) -> bool:
         path = self._path(key)
-        expires_at = NEVER if ttl is None else time.time() + ttl
+        expires_at = NEVER if ttl is None else self.clock() + ttl
         with self._locked(key):
-            if self._read(path, time.time()) is None:
+            if self._read(path, self.clock()) is None:
                 return False
             try:
                 os.utime(path, (expires_at, expires_at))
@@ -191,7 +203,7 @@ class FileStore(VersionedStore):
 
     def _purge_expired(self) -> int:
         removed = 0
-        now = time.time()
+        now = self.clock()
         for entry in self._entries():
             try:
                 mtime = entry.stat(follow_symlinks=False).st_mtime
@@ -206,7 +218,7 @@ class FileStore(VersionedStore):
             with self._locked(entry.name):
                 # Check again under the lock: a writer may have renewed it meanwhile.
                 try:
-                    if os.stat(entry.path).st_mtime <= time.time():
+                    if os.stat(entry.path).st_mtime <= self.clock():
                         os.unlink(entry.path)
                         removed += 1
                 except FileNotFoundError:
@@ -214,7 +226,7 @@ class FileStore(VersionedStore):
         return removed
 
     def count(self) -> int:
-        now = time.time()
+        now = self.clock()
         total = 0
         for entry in self._entries():
             if entry.name.startswith(".tmp-"):

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
+from ..clock import Clock, system_clock
+from ..config.coerce import as_int, uncommented
 from ..settings import StoreSettings
-from .base import Record, Version, VersionedStore, check_key
+from .base import Record, Store, Version, check_key
 
 log = logging.getLogger("satchel.stores.memory")
 
 DEFAULT_MAX_RECORDS = 100_000
 
 
-class MemoryStore(VersionedStore):
+class MemoryStore(Store):
     name = "memory"
+    options = {"max_records": uncommented(lambda v, k: as_int(v, k, minimum=1))}
 
-    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS, *, clock: Clock = system_clock) -> None:
         self.max_records = max_records
+        self.clock = clock
         # key -> its record (immutable: load hands out the stored one); ordered from
         # least to most recently used.
         self._records: OrderedDict[str, Record] = OrderedDict()
@@ -31,8 +36,12 @@ class MemoryStore(VersionedStore):
         self._next_version = 0
 
     @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> MemoryStore:
+        return cls(max_records=options.get("max_records") or DEFAULT_MAX_RECORDS, clock=clock)
+
+    @classmethod
     def from_settings(cls, settings: StoreSettings) -> MemoryStore:
-        return cls(max_records=settings.max_records or DEFAULT_MAX_RECORDS)
+        return cls.from_options({"max_records": settings.max_records})
 
     @property
     def address(self) -> str:
@@ -48,38 +57,28 @@ class MemoryStore(VersionedStore):
         return record
 
     def load(self, key: str) -> Record | None:
-        # acquire/release rather than ``with``: a third cheaper, on every request
-        self._lock.acquire()
-        try:
-            record = self._live(key, time.time())
+        with self._lock:
+            record = self._live(key, self.clock())
             if record is not None:
                 self._records.move_to_end(key)
             return record
-        finally:
-            self._lock.release()
 
-    def _save(
-        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
-    ) -> tuple[bool, Version | None]:
-        now = time.time()
+    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
+        now = self.clock()
         records = self._records
-        self._lock.acquire()  # as in load
-        try:
+        with self._lock:
             current = self._live(key, now)
             if (None if current is None else current.version) != expected_version:
-                return False, None
+                return None
             if current is None:
                 # Only a create can bring a new key in: updates find their key stored.
                 check_key(key)
                 if len(records) >= self.max_records:
                     self._make_room(now)
             self._next_version = version = self._next_version + 1
-            stored = data if type(data) is bytes else bytes(data)  # a bytearray or view is copied
-            records[key] = Record(stored, version, None if ttl is None else now + ttl)
+            records[key] = Record(bytes(data), version, None if ttl is None else now + ttl)
             records.move_to_end(key)
-            return True, version
-        finally:
-            self._lock.release()
+            return version
 
     def _make_room(self, now: float) -> None:
         self._purge(now)
@@ -88,7 +87,7 @@ class MemoryStore(VersionedStore):
             log.warning("memory store full (%d records): evicted the least recently used one", self.max_records)
 
     def touch(self, key: str, ttl: int | None) -> bool:
-        now = time.time()
+        now = self.clock()
         with self._lock:
             record = self._live(key, now)
             if record is None:
@@ -108,7 +107,7 @@ class MemoryStore(VersionedStore):
 
     def purge_expired(self) -> int:
         with self._lock:
-            return self._purge(time.time())
+            return self._purge(self.clock())
 
     def count(self) -> int:
         with self._lock:

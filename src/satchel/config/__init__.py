@@ -1,0 +1,1 @@
+"""Settings: a flat mapping (an INI file's strings) in, frozen config objects out."""

@@ -1,0 +1,208 @@
+"""A cache server that is down: values are computed and served uncached, with a warning.
+
+Servers nobody listens on, and private redis-server / memcached processes that
+are killed and started again, after which the same region caches again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from satchel.cache import CacheRegion, cache_region, configure_from_settings, invalidate_region, regions_from_settings
+from satchel.cache import backends as cache_backends
+from satchel.errors import StoreUnavailable
+from tests.support.cache import RedisServer, free_port
+from tests.support.services import need
+
+#: No call may wait out a connect timeout while the server is down: connections are
+#: refused at once, so a call taking the shortest of the timeouts (redis and memcached
+#: 1 s) must have waited for one, or retried with a backoff.
+FAST = cache_backends.SERVER_TIMEOUT
+
+
+class Creator:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> dict[str, int]:
+        with self.lock:
+            self.calls += 1
+            return {"call": self.calls}
+
+
+def dead_settings(kind: str) -> dict[str, str]:
+    port = free_port()
+    urls = {
+        "redis": f"redis://127.0.0.1:{port}/0",
+        "memcached": f"127.0.0.1:{port}",
+        "postgres": f"postgresql+psycopg://postgres@127.0.0.1:{port}/test",
+    }
+    return {
+        "cache.regions": "r",
+        "cache.type": {"redis": "ext:redis", "memcached": "ext:memcached", "postgres": "ext:database"}[kind],
+        "cache.url": urls[kind],
+        "cache.expire": "60",
+    }
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached", "postgres"])
+def test_nothing_listening(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    region = regions_from_settings(dead_settings(kind))["r"]  # starting up does not need the server
+    create = Creator()
+    with caplog.at_level(logging.WARNING, "satchel.cache"):
+        for expected in range(1, 6):
+            started = time.monotonic()
+            assert region.get_or_create("k", create) == {"call": expected}
+            assert time.monotonic() - started < FAST
+    warnings = [r for r in caplog.records if "is unavailable" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text  # one line, not one per request
+    assert "serving values uncached" in warnings[0].getMessage()
+    assert "cache region r" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_invalidating_a_dead_region_raises(kind: str) -> None:
+    region = regions_from_settings(dead_settings(kind))["r"]
+    with pytest.raises(StoreUnavailable, match="cannot invalidate the region"):
+        invalidate_region(region)
+    with pytest.raises(StoreUnavailable, match="cannot delete a value"):
+        region.delete("k")
+
+
+def test_a_decorated_function_keeps_working(caplog: pytest.LogCaptureFixture) -> None:
+    configure_from_settings({**dead_settings("redis"), "cache.regions": "t_dead"})
+    seen: list[int] = []
+
+    @cache_region("t_dead")
+    def double(x: int) -> int:
+        seen.append(x)
+        return 2 * x
+
+    with caplog.at_level(logging.WARNING, "satchel.cache"):
+        assert [double(2), double(2)] == [4, 4]
+    assert seen == [2, 2]
+
+
+@pytest.mark.parametrize("kind", ["redis", "memcached"])
+def test_threads_are_not_serialized_while_down(kind: str) -> None:
+    region = regions_from_settings(dead_settings(kind))["r"]
+    region.get_or_create("warm-up", dict)  # the first failure opens the breaker
+
+    def slow() -> str:
+        time.sleep(0.3)
+        return "v"
+
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(region.get_or_create("k", slow))) for _ in range(10)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["v"] * 10
+    assert time.monotonic() - started < 2.0  # not 10 x 0.3 s one after the other
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def cached_twice(region: CacheRegion, create: Creator) -> tuple[Any, Any]:
+    return region.get_or_create("k", create), region.get_or_create("k", create)
+
+
+def wait_for_retry() -> None:
+    time.sleep(cache_backends.RETRY_INTERVAL + 0.2)
+
+
+def test_redis_killed_and_restarted(redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    settings = {"cache.regions": "r", "cache.type": "ext:redis", "cache.url": redis_server.url, "cache.expire": "60"}
+    region = regions_from_settings(settings)["r"]
+    create = Creator()
+    assert cached_twice(region, create) == ({"call": 1}, {"call": 1})
+
+    redis_server.stop()
+    with caplog.at_level(logging.WARNING, "satchel.cache"):
+        assert region.get_or_create("k", create) == {"call": 2}
+        wait_for_retry()
+        assert region.get_or_create("k", create) == {"call": 3}
+    assert "is unavailable" in caplog.text
+
+    redis_server.start()  # empty: nothing was saved
+    wait_for_retry()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "satchel.cache"):
+        assert cached_twice(region, create) == ({"call": 4}, {"call": 4})
+    assert "is reachable again" in caplog.text
+    invalidate_region(region)  # and cluster-wide invalidation works again
+    assert region.get_or_create("k", create) == {"call": 5}
+
+
+class MemcachedServer:
+    def __init__(self) -> None:
+        need(shutil.which("memcached") is not None, "the memcached program")
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = ["memcached", "-p", str(self.port), "-U", "0", "-l", "127.0.0.1", "-m", "16"]
+        if os.geteuid() == 0:
+            command += ["-u", "root"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                assert self.process.poll() is None, "memcached exited at start"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def test_memcached_killed_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    server = MemcachedServer()
+    server.start()
+    try:
+        settings = {
+            "cache.regions": "r",
+            "cache.type": "ext:memcached",
+            "cache.url": f"127.0.0.1:{server.port}",
+            "cache.expire": "60",
+        }
+        region = regions_from_settings(settings)["r"]
+        create = Creator()
+        assert cached_twice(region, create) == ({"call": 1}, {"call": 1})
+        server.stop()
+        with caplog.at_level(logging.WARNING, "satchel.cache"):
+            assert region.get_or_create("k", create) == {"call": 2}
+            assert region.get_or_create("k", create) == {"call": 3}
+        assert "is unavailable" in caplog.text
+        server.start()
+        wait_for_retry()
+        assert cached_twice(region, create) == ({"call": 4}, {"call": 4})
+    finally:
+        server.stop()

@@ -1,0 +1,704 @@
+"""The memcached store against real servers: two shared ones, and private ones to kill.
+
+Run ``.ci/services/memcached.sh`` first (servers on 127.0.0.1:11211 and :11212).
+Round trips are counted by the servers themselves (``stats``), so these tests
+assume nobody else talks to those two servers while they run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from pymemcache.client.base import Client
+
+from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
+from satchel.settings import StoreSettings, parse_session_settings
+from satchel.stores import open_store
+from satchel.stores.memcached import MAX_KEY_BYTES, PROBE_AFTER, MemcachedStore, expiry, parse_servers, speaks_meta
+from tests.support.apps import BASE_SETTINGS
+from tests.support.contract import StoreContract, assert_fork_safe, new_key
+from tests.support.services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
+
+SERVERS = parse_servers(MEMCACHED_SERVERS)
+COUNTERS = ("cmd_get", "cmd_set", "cmd_touch", "cas_hits", "cas_misses", "cas_badval", "total_items")
+DAY = 24 * 3600
+
+UNKNOWN_VERSION = MemcachedStore.UNKNOWN_VERSION
+
+
+@pytest.fixture
+def servers() -> list[tuple[str, int]]:
+    for host, port in SERVERS:
+        need_port(host, port, "memcached")
+    return SERVERS
+
+
+@pytest.fixture
+def store(servers: list[tuple[str, int]]) -> Iterator[MemcachedStore]:
+    store = MemcachedStore(MEMCACHED_SERVERS, key_prefix=f"t{secrets.token_hex(6)}:")
+    yield store
+    store.close()
+
+
+class TestMemcachedStore(StoreContract):
+    server_expires = True
+    # A 1-second TTL is sent as 2 (memcached's clock has one-second steps).
+    expiry_wait = 1.7
+
+
+class TestMemcachedStoreClassic(TestMemcachedStore):
+    """The same contract with classic commands only (a server before the meta set)."""
+
+    tells_new_version = False
+
+    @pytest.fixture
+    def store(self, servers: list[tuple[str, int]]) -> Iterator[MemcachedStore]:
+        store = MemcachedStore(MEMCACHED_SERVERS, key_prefix=f"t{secrets.token_hex(6)}:", meta=False)
+        yield store
+        store.close()
+
+
+#: A ``stats settings`` reply of a memcached that evicts, with the default 1 MB item limit.
+META_SETTINGS = b"STAT item_size_max 1048576\r\nSTAT evictions on\r\nEND\r\n"
+
+
+def meta_limits(store: MemcachedStore) -> list[int]:
+    """The meta set limit of each of the store's idle connections (0: classic commands)."""
+    return [conn.meta_max for server in store._servers.values() for conn in server.idle]
+
+
+@pytest.mark.parametrize(
+    ("reply", "meta"),
+    [
+        (b"VERSION 1.6.13", True),
+        (b"VERSION 1.6.18", True),
+        (b"VERSION 1.6.40-rc1", True),
+        (b"VERSION 1.7.0", True),
+        (b"VERSION 2.0.0", True),
+        (b"VERSION 1.6.12", False),
+        (b"VERSION 1.6.9", False),
+        (b"VERSION 1.5.22", False),
+        (b"VERSION 1.4.25", False),
+        (b"VERSION mcrouter 0.41", False),
+        (b"VERSION 1.6", False),
+        (b"ERROR", False),
+        (b"VERSION 1.6.18 extra", False),
+        (b"", False),
+    ],
+)
+def test_the_meta_set_is_used_from_the_version_that_has_it(reply: bytes, meta: bool) -> None:
+    assert speaks_meta(reply) is meta
+
+
+def test_this_server_is_written_with_meta_sets(servers: list[tuple[str, int]]) -> None:
+    """The suite's memcached has the meta set; a meta store's connections use it, a
+    classic store's do not, and both read what the other wrote."""
+    meta = MemcachedStore(MEMCACHED_SERVERS, key_prefix="t:proto:")
+    classic = MemcachedStore(MEMCACHED_SERVERS, key_prefix="t:proto:", meta=False)
+    try:
+        key = new_key()
+        version = meta.save(key, b"meta", 60, None)
+        assert version is not None
+        assert meta_limits(meta) and all(meta_limits(meta))
+        record = classic.load(key)
+        assert record is not None and record.data == b"meta" and record.version == version
+        assert classic.save(key, b"classic", 60, record.version) == UNKNOWN_VERSION
+        assert not any(meta_limits(classic))
+        again = meta.load(key)
+        assert again is not None and again.data == b"classic"
+        assert meta.save(key, b"stale", 60, version) is None
+    finally:
+        meta.close()
+        classic.close()
+
+
+def stats(servers: list[tuple[str, int]]) -> list[Counter[str]]:
+    """The counters in COUNTERS, per server, as the servers report them."""
+    result = []
+    for server in servers:
+        client = Client(server)
+        try:
+            raw = client.stats()
+        finally:
+            client.close()
+        result.append(Counter({name: int(raw[name.encode()]) for name in COUNTERS}))
+    return result
+
+
+def delta(before: list[Counter[str]], after: list[Counter[str]]) -> list[Counter[str]]:
+    return [+(a - b) for a, b in zip(after, before)]
+
+
+def total(per_server: list[Counter[str]]) -> Counter[str]:
+    return sum(per_server, Counter())
+
+
+def test_keys_spread_over_both_servers(store: MemcachedStore, servers: list[tuple[str, int]]) -> None:
+    keys = [new_key() for _ in range(40)]
+    before = stats(servers)
+    for key in keys:
+        assert store.save(key, b"x", 60, None)
+    stored = delta(before, stats(servers))
+    for key in keys:
+        assert store.load(key) is not None
+    both = delta(before, stats(servers))
+    assert [d["total_items"] for d in stored] == [d["total_items"] for d in both]
+    assert all(d["total_items"] > 0 for d in stored), stored
+    assert sum(d["total_items"] for d in stored) == len(keys)
+    assert all(d["cmd_get"] > 0 for d in both), both
+
+
+def test_each_operation_is_one_round_trip(store: MemcachedStore, servers: list[tuple[str, int]]) -> None:
+    key = new_key()
+
+    def counted(operation: object) -> Counter[str]:
+        before = stats(servers)
+        assert callable(operation)
+        operation()
+        change = total(delta(before, stats(servers)))
+        del change["total_items"]
+        return change
+
+    assert counted(lambda: store.load(key)) == {"cmd_get": 1}
+    assert counted(lambda: store.save(key, b"v1", 60, None)) == {"cmd_set": 1}
+    assert counted(lambda: store.save(key, b"v1", 60, None)) == {"cmd_set": 1}  # refused add
+    record = store.load(key)
+    assert record is not None
+    assert counted(lambda: store.load(key)) == {"cmd_get": 1}
+    assert counted(lambda: store.save(key, b"v2", 60, record.version)) == {"cmd_set": 1, "cas_hits": 1}
+    assert counted(lambda: store.save(key, b"v3", 60, record.version)) == {"cmd_set": 1, "cas_badval": 1}
+    assert counted(lambda: store.touch(key, 60)) == {"cmd_touch": 1}
+    store.delete(key)
+    assert counted(lambda: store.save(key, b"v4", 60, record.version)) == {"cmd_set": 1, "cas_misses": 1}
+    assert counted(lambda: store.touch(key, 60)) == {"cmd_touch": 1}
+
+
+def test_connections_have_tcp_nodelay(store: MemcachedStore) -> None:
+    for _ in range(20):  # enough keys to open a connection to each server
+        store.load(new_key())
+    connections = [client.sock for server in store._servers.values() for client in server.idle]
+    assert len(connections) == len(SERVERS)
+    for sock in connections:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_long_keys_are_hashed(store: MemcachedStore) -> None:
+    long_a, long_b = "a" * 250, "a" * 249 + "b"
+    assert len(store.key_prefix + long_a) > MAX_KEY_BYTES
+    assert len(store.server_key(long_a)) <= MAX_KEY_BYTES
+    assert store.save(long_a, b"A", 60, None)
+    assert store.save(long_b, b"B", 60, None)
+    loaded = store.load(long_a), store.load(long_b)
+    assert [r.data if r else None for r in loaded] == [b"A", b"B"]
+
+
+@pytest.mark.parametrize("ttl", [30 * DAY - 1, 30 * DAY, 40 * DAY, 400 * DAY])
+def test_long_ttl_is_not_read_as_a_past_date(store: MemcachedStore, ttl: int) -> None:
+    key = new_key()
+    assert store.save(key, b"long", ttl, None)
+    assert store.touch(key, ttl)
+    record = store.load(key)
+    assert record is not None and record.data == b"long"
+
+
+def test_expiry_sent_to_memcached() -> None:
+    """One second more than asked (memcached's clock steps by seconds); absolute past 30 days."""
+    assert (expiry(None), expiry(0), expiry(1), expiry(30 * DAY - 1)) == (0, -1, 2, 30 * DAY)
+    now = int(time.time())
+    assert now + 30 * DAY + 1 <= expiry(30 * DAY) <= int(time.time()) + 30 * DAY + 1
+
+
+def test_from_settings_and_registry(servers: list[tuple[str, int]]) -> None:
+    url = ",".join(f"{host}:{port}" for host, port in servers)
+    store = open_store(StoreSettings(type="memcached", url=url, key_prefix="t:registry:"))
+    try:
+        assert isinstance(store, MemcachedStore)
+        assert store.address == ";".join(f"{host}:{port}" for host, port in servers)
+        key = new_key()
+        assert store.save(key, b"x", 60, None)
+        assert store.load(key) is not None
+        store.delete(key)
+    finally:
+        store.close()
+
+
+def test_server_list_parsing() -> None:
+    assert parse_servers("a:1;b:2, c [::1]:4") == [("a", 1), ("b", 2), ("c", 11211), ("::1", 4)]
+    for bad in ("a:b", "::1:11211", "a:1:2"):
+        with pytest.raises(ConfigurationError):
+            parse_servers(bad)
+    with pytest.raises(ConfigurationError):
+        MemcachedStore("127.0.0.1:11211", key_prefix="has space:")
+    with pytest.raises(ConfigurationError):
+        MemcachedStore.from_settings(StoreSettings(type="memcached"))
+
+
+# -- outages, on private servers this test starts and kills ------------------------
+
+
+class OwnMemcached:
+    """A memcached on a free local port that the test can kill and restart."""
+
+    def __init__(self, *options: str) -> None:
+        binary = shutil.which("memcached") or "/usr/bin/memcached"
+        need(os.access(binary, os.X_OK), "the memcached binary")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.command = [binary, "-p", str(self.port), "-U", "0", "-l", "127.0.0.1", "-m", "16", *options]
+        if os.geteuid() == 0:
+            self.command += ["-u", "root"]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command)
+        deadline = time.monotonic() + 5
+        while not port_open("127.0.0.1", self.port, timeout=0.2):
+            assert time.monotonic() < deadline, f"memcached did not start on {self.address}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_servers() -> Iterator[tuple[OwnMemcached, OwnMemcached]]:
+    first = OwnMemcached()
+    try:
+        second = OwnMemcached()
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def test_outage_raises_store_unavailable_then_recovers(
+    own_servers: tuple[OwnMemcached, OwnMemcached],
+) -> None:
+    down, up = own_servers
+    store = MemcachedStore(f"{down.address};{up.address}", key_prefix=f"t{secrets.token_hex(6)}:")
+    keys = {new_key(): secrets.token_bytes(8) for _ in range(30)}
+    for key, data in keys.items():
+        assert store.save(key, data, 60, None)
+
+    down.stop()
+    on_down, on_up = [], []
+    for key, data in keys.items():
+        started = time.monotonic()
+        try:
+            record = store.load(key)
+        except StoreUnavailable as exc:
+            assert (exc.store, exc.address) == ("memcached", down.address)
+            assert down.address in str(exc)
+            assert isinstance(exc.__cause__, OSError)
+            with pytest.raises(StoreUnavailable):
+                store.save(key, b"new", 60, None)
+            with pytest.raises(StoreUnavailable):
+                store.touch(key, 60)
+            on_down.append(key)
+        else:
+            # Keys on the live server stay where they are, with their data.
+            assert record is not None and record.data == data
+            on_up.append(key)
+        assert time.monotonic() - started < 8  # bounded by the 2-second timeouts
+    assert on_down and on_up
+
+    down.start()  # same port, empty: memcached keeps nothing across a restart
+    for key in on_down:
+        assert store.load(key) is None
+        assert store.save(key, b"again", 60, None)
+        record = store.load(key)
+        assert record is not None and record.data == b"again"
+    for key in on_up:
+        record = store.load(key)
+        assert record is not None and record.data == keys[key]
+    store.close()
+
+
+def test_memcached_without_cas_is_a_clear_error() -> None:
+    server = OwnMemcached("-C")
+    try:
+        store = MemcachedStore(server.address, key_prefix="t:nocas:")
+        key = new_key()
+        assert store.save(key, b"x", 60, None)
+        with pytest.raises(StoreError, match="CAS"):
+            store.load(key)
+        store.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("first", ["load at once", "write after a pause"])
+def test_restart_between_calls_is_invisible(own_servers: tuple[OwnMemcached, OwnMemcached], first: str) -> None:
+    """An idle connection to a restarted server is replaced, not reported as an
+    outage: a load on it is sent again on a new one, and one idle for PROBE_AFTER
+    is found out before a write (which is never sent twice) uses it."""
+    server, _ = own_servers
+    store = MemcachedStore(server.address, key_prefix="t:restart:")
+    key = new_key()
+    assert store.save(key, b"x", 60, None)  # leaves an idle connection in the pool
+    server.stop()
+    server.start()
+    if first == "load at once":
+        assert store.load(key) is None  # memcached kept nothing
+    else:
+        time.sleep(PROBE_AFTER)
+    assert store.save(key, b"after the restart", 60, None) is not None
+    record = store.load(key)
+    assert record is not None and record.data == b"after the restart"
+    store.close()
+
+
+# -- the protocol, read by the store itself -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\r\nEND\r\n", b"VALUE k 0 1 1\r\nx\r\nEND\r\n", bytes(range(256)) * 3, secrets.token_bytes(900_000)],
+    ids=["empty", "end-marker", "a-whole-reply", "every-byte", "900-KB"],
+)
+def test_any_bytes_round_trip(store: MemcachedStore, data: bytes) -> None:
+    key = new_key()
+    assert store.save(key, data, 60, None)
+    record = store.load(key)
+    assert record is not None and record.data == data
+    assert store.save(key, data[::-1], 60, record.version)
+    again = store.load(key)
+    assert again is not None and again.data == data[::-1]
+
+
+def test_value_over_the_item_size_limit_is_a_store_error_and_nothing_is_lost(store: MemcachedStore) -> None:
+    key = new_key()
+    assert store.save(key, b"kept", 60, None)
+    record = store.load(key)
+    assert record is not None
+    with pytest.raises(StoreError, match="too large"):
+        store.save(key, b"x" * (2 << 20), 60, record.version)  # memcached's default limit: 1 MB
+    with pytest.raises(StoreError, match="too large"):
+        store.save(new_key(), b"x" * (2 << 20), 60, None)
+    after = store.load(key)
+    assert after is not None and after.data == b"kept"
+    assert store.save(key, b"next", 60, after.version)
+
+
+def test_values_over_half_the_item_size_limit_go_as_a_classic_cas(store: MemcachedStore) -> None:
+    """A meta set memcached cannot make room for unlinks the record it was to replace;
+    a classic cas leaves it. So a large value goes as a cas, whose reply tells no version."""
+    key = new_key()
+    version = store.save(key, b"small", 60, None)
+    assert version is not None  # a meta set
+    large = b"y" * (600 * 1024)  # over half of memcached's default 1 MB limit
+    assert store.save(key, large, 60, version) == UNKNOWN_VERSION
+    record = store.load(key)
+    assert record is not None and record.data == large
+    with pytest.raises(StoreError, match="too large"):
+        store.save(key, b"z" * (2 << 20), 60, record.version)
+    kept = store.load(key)
+    assert kept is not None and kept.data == large
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Close ``sock`` with a FIN now (a plain close() waits for a thread blocked in recv() on it)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+class Proxy:
+    """A TCP relay to a real memcached that hands its replies on in small pieces,
+    and can hang up in the middle of the first reply it relays."""
+
+    def __init__(self, upstream: tuple[str, int], piece: int = 1, cut_after: int | None = None) -> None:
+        self.upstream, self.piece, self.cut_after = upstream, piece, cut_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            server = socket.create_connection(self.upstream)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._forward, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._dribble, args=(server, client), daemon=True).start()
+
+    def _forward(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        hang_up(target)
+
+    def _dribble(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                start = 0
+                while start < len(chunk):
+                    size = self.piece
+                    if self.cut_after is not None:
+                        if self.cut_after <= 0:
+                            self.cut_after = None
+                            hang_up(target)
+                            hang_up(source)
+                            return
+                        size = min(size, self.cut_after)
+                        self.cut_after -= size
+                    target.sendall(chunk[start : start + size])
+                    if start < 64:
+                        time.sleep(0.001)  # the reader sees the head of a reply in pieces
+                    start += size
+        hang_up(target)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(servers: list[tuple[str, int]]) -> Iterator[Proxy]:
+    relay = Proxy(servers[0], piece=1)
+    yield relay
+    relay.close()
+
+
+def test_replies_arriving_in_pieces_are_read_whole(proxy: Proxy) -> None:
+    store = MemcachedStore(proxy.address, key_prefix=f"t{secrets.token_hex(6)}:")
+    key, big = new_key(), secrets.token_bytes(70_000)
+    proxy.piece = 1
+    assert store.load(key) is None
+    assert store.save(key, b"\r\nEND\r\n", 60, None)
+    assert store.save(key, b"again", 60, None) is None
+    record = store.load(key)
+    assert record is not None and record.data == b"\r\nEND\r\n"
+    proxy.piece = 4096
+    assert store.save(key, big, 60, record.version)
+    loaded = store.load(key)
+    assert loaded is not None and loaded.data == big
+    assert store.touch(key, 60)
+    store.delete(key)
+    assert store.touch(key, 60) is False
+    store.close()
+
+
+@pytest.fixture
+def relay(servers: list[tuple[str, int]]) -> Iterator[Proxy]:
+    proxy = Proxy(servers[0], piece=1024)
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("cut_after", [0, 10, 30_000])
+def test_a_load_cut_off_mid_reply_is_sent_again(relay: Proxy, cut_after: int) -> None:
+    """gets gives the same answer however often it runs: a new connection gets it."""
+    store = MemcachedStore(relay.address, key_prefix=f"t{secrets.token_hex(6)}:")
+    key, data = new_key(), secrets.token_bytes(60_000)
+    assert store.save(key, data, 60, None)
+    relay.cut_after = cut_after  # the next reply stops after this many bytes, then a FIN
+    started = time.monotonic()
+    record = store.load(key)
+    assert record is not None and record.data == data
+    assert time.monotonic() - started < 1  # a hang-up, noticed at once: no timeout ran out
+    store.close()
+
+
+@pytest.mark.parametrize("cut_after", [0, 3])
+@pytest.mark.parametrize("create", [True, False], ids=["add", "cas"])
+def test_a_write_cut_off_mid_reply_is_unavailable_not_a_conflict(relay: Proxy, cut_after: int, create: bool) -> None:
+    """The server ran the write before the connection went: sending it again would
+    answer "conflict" (False) for a write that landed. Its outcome is unknown."""
+    store = MemcachedStore(relay.address, key_prefix=f"t{secrets.token_hex(6)}:")
+    key = new_key()
+    version = None
+    if create:
+        assert store.load(key) is None  # the write goes on this idle connection
+    else:
+        assert store.save(key, b"before", 60, None)
+        loaded = store.load(key)
+        assert loaded is not None
+        version = loaded.version
+    relay.cut_after = cut_after
+    with pytest.raises(StoreUnavailable) as raised:
+        store.save(key, b"the write", 60, version)
+    assert "no answer in time" not in str(raised.value)
+    record = store.load(key)  # it did land
+    assert record is not None and record.data == b"the write"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",
+        b"VALUE x y z\r\n",
+        b"STORED\r\nSTORED\r\n",
+        b"$x\r\nnot\r\n",
+        b"x" * 5000,  # never a line end: refused after a bounded read, not buffered forever
+        b"VALUE k 0 99999999999 1\r\n",  # an absurd size: refused, not allocated
+        b"VALUE k 0 " + b"9" * 5000 + b" 1\r\n",  # more digits than int() takes
+        b"VALUE another-key 0 1 5\r\nx\r\nEND\r\n",  # a value, but not of the key asked for
+        b"VERSION 1.6.18\r\n",  # says it has the meta set, then answers a write with no meta reply
+    ],
+    ids=[
+        "http", "bad-value-header", "two-lines", "resp", "no-line-end", "absurd-size", "huge-number", "other-key",
+        "version-only",
+    ],
+)
+def test_a_server_that_does_not_speak_memcached_is_a_store_error(answer: bytes) -> None:
+    with nonsense_server(answer) as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+        for operation in (
+            lambda: store.load("k"),
+            lambda: store.save("k", b"v", 60, None),
+            lambda: store.save("k", b"v", 60, 7),
+            lambda: store.touch("k", 60),
+            lambda: store.delete("k"),
+        ):
+            with pytest.raises(StoreError, match=r"not memcached's|malformed|no end of line|announced"):
+                operation()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"STORED\r\n", b"HD\r\n", b"HD 12\r\n", b"HD c\r\n", b"HD c12 c13\r\n", b"OK c12\r\n",
+        b"HD c" + b"9" * 30 + b"\r\n",
+    ],
+    ids=["classic-reply", "no-cas", "no-flag", "empty-cas", "two-flags", "unknown-code", "huge-cas"],
+)
+def test_a_meta_write_answered_with_no_meta_reply_is_a_store_error(answer: bytes) -> None:
+    with nonsense_server(b"VERSION 1.6.18\r\n", META_SETTINGS, answer) as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+        for expected in (None, 7):
+            with pytest.raises(StoreError, match=r"not memcached's"):
+                store.save("k", b"v", 60, expected)
+        store.close()
+
+
+def test_a_meta_write_reply_is_read_as_memcached_writes_it() -> None:
+    """The same scripted server with memcached's own replies: a stored write's CAS,
+    and the codes that mean "not stored"."""
+    for answer, expected in ((b"HD c4242\r\n", 4242), (b"EX c0\r\n", None),
+                             (b"NF c0\r\n", None), (b"NS c0\r\n", None),
+                             (b"EX\r\n", None), (b"NS\r\n", None)):
+        with nonsense_server(b"VERSION 1.6.18\r\n", META_SETTINGS, answer) as port:
+            store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+            assert store.save("k", b"v", 60, 7) == expected
+            store.close()
+
+
+def test_a_server_that_never_evicts_is_written_with_classic_commands() -> None:
+    """memcached -M refuses a write it has no room for instead of evicting; a meta set
+    refused so unlinks the record it was to replace (even on a stale CAS), a classic
+    cas does not. Filled up, such a server keeps the session and reports the error."""
+    server = OwnMemcached("-M", "-m", "8")
+    store = MemcachedStore(server.address, key_prefix="t:full:")
+    filler = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        key = new_key()
+        version = store.save(key, b"the session", 3600, None)
+        assert version == UNKNOWN_VERSION  # classic: no version told
+        assert not any(meta_limits(store))
+        blob, refused, n = b"f" * 20000, False, 0
+        while not refused and n < 5000:  # about 8 MB of 20 KB items, until one is refused
+            filler.sendall(b"".join(b"set fill:%d 0 0 %d\r\n%b\r\n" % (n + i, len(blob), blob) for i in range(50)))
+            replies = b""
+            while replies.count(b"\r\n") < 50:
+                replies += filler.recv(65536)
+            refused, n = b"SERVER_ERROR" in replies, n + 50
+        assert refused, "the server never ran out of room"
+        record = store.load(key)
+        assert record is not None
+        with pytest.raises(StoreError, match="out of memory"):
+            store.save(key, b"g" * 20000, 3600, record.version)
+        kept = store.load(key)
+        assert kept is not None and kept.data == b"the session"
+    finally:
+        filler.close()
+        store.close()
+        server.stop()
+
+
+def test_a_proxy_that_refuses_stats_gets_classic_commands() -> None:
+    """A proxy answering ``version`` as memcached does but refusing ``stats settings``
+    (as twemproxy does) is written with add and cas, not shut out."""
+    with nonsense_server(b"VERSION 1.6.18\r\n", b"ERROR\r\n", b"STORED\r\n") as port:
+        store = MemcachedStore(f"127.0.0.1:{port}", key_prefix="t:")
+        assert store.save("k", b"v", 60, None) == UNKNOWN_VERSION
+        assert store.save("k", b"w", 60, 7) == UNKNOWN_VERSION
+        store.close()
+
+
+def test_meta_sets_can_be_turned_off_in_the_settings(servers: list[tuple[str, int]]) -> None:
+    settings = parse_session_settings(
+        {**BASE_SETTINGS, "session.type": "ext:memcached", "session.url": MEMCACHED_SERVERS,
+         "session.memcached_meta": "false"}
+    )
+    store = MemcachedStore.from_settings(settings.store)
+    try:
+        assert store.save(new_key(), b"v", 60, None) == UNKNOWN_VERSION
+        assert not any(meta_limits(store))
+    finally:
+        store.close()
+    assert parse_session_settings(
+        {**BASE_SETTINGS, "session.type": "ext:memcached", "session.url": MEMCACHED_SERVERS}
+    ).store.memcached_meta is True
+
+
+def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) -> None:
+    host, port = servers[0]
+    store = MemcachedStore(f"{host}:{port}", key_prefix=f"t{secrets.token_hex(6)}:")
+    admin = Client(servers[0])  # one connection for every count, so counting adds none
+    try:
+        assert_fork_safe(store, lambda: int(admin.stats()[b"total_connections"]))
+    finally:
+        admin.close()
+        store.close()
+
+
+def test_a_frozen_server_times_out_and_the_record_survives(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:
+    server, _ = own_servers
+    store = MemcachedStore(server.address, key_prefix="t:frozen:", timeout=0.3)
+    key = new_key()
+    assert store.save(key, b"before", 60, None)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)  # keeps the connection, never answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="no answer in time"):
+            store.load(key)
+        with pytest.raises(StoreUnavailable, match="no answer in time"):
+            store.save(key, b"lost?", 60, None)
+        assert time.monotonic() - started < 4  # two 0.3 s waits (connecting is the kernel's, not frozen)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    record = store.load(key)
+    assert record is not None and record.data == b"before"
+    store.close()

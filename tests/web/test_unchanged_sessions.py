@@ -1,0 +1,284 @@
+"""The request path's shortcuts change nothing a view can see.
+
+A read-only request commits without encoding the session, a flat record loaded
+again is copied from what was decoded before, and a cookie value that verified
+once is not checked again. Each of these skips work only where the result is
+known; these tests drive every way a view can change a session through them,
+and every way a shortcut could hand out shared or stale state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from satchel.client import ClientSessionManager
+from satchel.errors import NotSerializable
+from satchel.manager import SessionManager, build_manager
+from satchel.session import Session
+from satchel.settings import parse_session_settings
+from satchel.stores.memory import MemoryStore
+from tests.support.apps import BASE_SETTINGS, MANAGER_MODES, Browser, CountingStore
+
+
+@pytest.fixture(params=sorted(MANAGER_MODES))
+def manager(request: pytest.FixtureRequest) -> SessionManager:
+    settings = parse_session_settings({**BASE_SETTINGS, **MANAGER_MODES[request.param]})
+    return build_manager(settings)
+
+
+def flat(browser: Browser) -> None:
+    browser.request(lambda s: s.update(a=1, b="two", c=None, d=True, e=2.5))
+
+
+MUTATIONS: dict[str, tuple[Callable[[Session], Any], dict[str, Any]]] = {
+    "setitem": (lambda s: s.__setitem__("a", 5), {"a": 5, "b": "two", "c": None, "d": True, "e": 2.5}),
+    "setitem same value": (lambda s: s.__setitem__("a", 1), {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5}),
+    "delitem": (lambda s: s.__delitem__("a"), {"b": "two", "c": None, "d": True, "e": 2.5}),
+    "pop": (lambda s: s.pop("b"), {"a": 1, "c": None, "d": True, "e": 2.5}),
+    "pop missing with default": (lambda s: s.pop("zz", 0), {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5}),
+    "popitem": (lambda s: s.popitem(), {"a": 1, "b": "two", "c": None, "d": True}),
+    "setdefault new": (
+        lambda s: s.setdefault("f", [1]),
+        {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5, "f": [1]},
+    ),
+    "update": (lambda s: s.update({"a": 9}, g="x"), {"a": 9, "b": "two", "c": None, "d": True, "e": 2.5, "g": "x"}),
+    "ior": (lambda s: s.__ior__({"h": 1}), {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5, "h": 1}),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_every_change_to_a_flat_session_is_kept(manager: SessionManager, mutation: str) -> None:
+    browser = Browser(manager)
+    flat(browser)
+    change, expected = MUTATIONS[mutation]
+    browser.request(change)
+    assert browser.request(dict) == expected
+    # A third request (its record now loaded from what the write left) sees it too.
+    assert browser.request(dict) == expected
+
+
+def test_clear_empties_a_flat_session(manager: SessionManager) -> None:
+    browser = Browser(manager)
+    flat(browser)
+    browser.request(lambda s: s.clear())
+    assert browser.request(dict) == {}
+
+
+def test_flash_csrf_and_user_changes_of_a_flat_session_are_kept(manager: SessionManager) -> None:
+    browser = Browser(manager)
+    flat(browser)
+    browser.request(lambda s: s.flash("hello"))
+    assert browser.request(lambda s: s.peek_flash()) == ["hello"]
+    assert browser.request(lambda s: s.pop_flash()) == ["hello"]
+    assert browser.request(lambda s: s.peek_flash()) == []
+    token = browser.request(lambda s: s.get_csrf_token())
+    assert browser.request(lambda s: s.get_csrf_token()) == token
+    assert browser.request(lambda s: s.new_csrf_token()) != token
+    if manager.settings.client_side:
+        return  # cookie sessions keep no user index
+    browser.request(lambda s: s.bind_user("u1"))
+    assert browser.request(lambda s: s.user_id) == "u1"
+
+
+def test_nested_change_without_assignment_is_kept(manager: SessionManager) -> None:
+    browser = Browser(manager)
+    browser.request(lambda s: s.update(cart=[], meta={"n": 0}))
+    browser.request(lambda s: s["cart"].append("apple"))
+    browser.request(lambda s: s["meta"].__setitem__("n", 1))
+    assert browser.request(dict) == {"cart": ["apple"], "meta": {"n": 1}}
+
+
+def test_a_session_loaded_twice_shares_nothing(manager: SessionManager) -> None:
+    browser = Browser(manager)
+    browser.request(lambda s: s.update(a=1, cart=["x"]))
+    first = manager.open_request(f"sid={browser.cookie}")
+    second = manager.open_request(f"sid={browser.cookie}")
+    first["a"] = 2
+    first["cart"].append("y")
+    first.flash("only first")
+    assert dict(second) == {"a": 1, "cart": ["x"]} and second.peek_flash() == []
+    # Not committed (a view that failed): the stored session is as it was.
+    assert browser.request(dict) == {"a": 1, "cart": ["x"]}
+
+
+def counted_flat() -> tuple[CountingStore, Browser]:
+    """A call-counting memory store, and a browser holding a flat session in it."""
+    store = CountingStore(MemoryStore())
+    browser = Browser(SessionManager(parse_session_settings(BASE_SETTINGS), store))
+    flat(browser)
+    return store, browser
+
+
+def test_uncommitted_changes_do_not_leak_into_the_next_load() -> None:
+    _, browser = counted_flat()
+    for _ in range(3):
+        session = browser.manager.open_request(f"sid={browser.cookie}")
+        session["a"] = "changed, never committed"
+        del session["b"]
+    assert browser.request(dict) == {"a": 1, "b": "two", "c": None, "d": True, "e": 2.5}
+
+
+def test_read_only_request_writes_nothing() -> None:
+    store, browser = counted_flat()
+    store.reset()
+    for _ in range(5):
+        browser.request(lambda s: (s.get("a"), s.peek_flash(), list(s.items())))
+    assert store.calls == {"load": 5}
+
+
+def test_changed_marks_a_flat_session_for_writing() -> None:
+    store, browser = counted_flat()
+    store.reset()
+    browser.request(lambda s: s.changed())
+    assert store.calls["save"] == 1
+
+
+def test_a_record_written_elsewhere_is_decoded_afresh() -> None:
+    """Two managers on one store (two processes): each sees the other's writes."""
+    store = MemoryStore()
+    settings = parse_session_settings(BASE_SETTINGS)
+    one, two = SessionManager(settings, store), SessionManager(settings, store)
+    browser = Browser(one)
+    flat(browser)
+    assert browser.request(dict)["a"] == 1  # ``one`` has now seen this record
+    other = Browser(two)
+    other.cookie = browser.cookie
+    other.request(lambda s: s.__setitem__("a", 42))
+    assert browser.request(lambda s: s["a"]) == 42
+
+
+def test_a_verified_cookie_does_not_make_a_tampered_one_pass() -> None:
+    manager = SessionManager(parse_session_settings(BASE_SETTINGS), MemoryStore())
+    browser = Browser(manager)
+    flat(browser)
+    assert browser.cookie is not None
+    assert browser.request(dict)["a"] == 1  # verified, and remembered
+    good = browser.cookie
+    value, _, signature = good.rpartition(".")
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    for forged in (f"{value}.{flipped}", value + "x." + signature, value, good + "x", good[:-1]):
+        session = manager.open(forged)
+        assert session.new and dict(session) == {}, forged
+    assert manager.open(good)["a"] == 1
+
+
+def counted_unsign(manager: SessionManager) -> list[str]:
+    """Record every cookie value the manager's signer is asked to check."""
+    checked: list[str] = []
+    unsign = manager.signer.unsign
+
+    def counting(value: str) -> str | None:
+        checked.append(value)
+        return unsign(value)
+
+    manager.signer.unsign = counting  # type: ignore[method-assign]
+    return checked
+
+
+def test_a_cookie_header_that_verified_is_not_parsed_or_checked_again() -> None:
+    manager = SessionManager(parse_session_settings(BASE_SETTINGS), MemoryStore())
+    browser = Browser(manager)
+    flat(browser)
+    checked = counted_unsign(manager)
+    header = f"theme=dark; sid={browser.cookie}; lang=en"
+    assert manager.open_request(header)["a"] == 1
+    assert manager.open_request(header)["a"] == 1
+    assert checked == [browser.cookie]  # once: the header was remembered
+    # The same cookie in another header is found by its value, still without a check.
+    assert manager.open_request(f"sid={browser.cookie}")["a"] == 1
+    assert checked == [browser.cookie]
+
+
+def test_a_remembered_header_does_not_make_a_tampered_one_pass() -> None:
+    manager = SessionManager(parse_session_settings(BASE_SETTINGS), MemoryStore())
+    browser = Browser(manager)
+    flat(browser)
+    good = f"sid={browser.cookie}"
+    assert manager.open_request(good)["a"] == 1
+    value, _, signature = str(browser.cookie).rpartition(".")
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    for forged in (f"sid={value}.{flipped}", good + "x", good[:-1], f"sid=other; {good}", f"xsid={browser.cookie}"):
+        session = manager.open_request(forged)
+        assert session.new and dict(session) == {}, forged
+    assert manager.open_request(good)["a"] == 1
+
+
+def test_long_headers_are_not_remembered_and_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from satchel import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "VERIFIED_COOKIES", 3)
+    manager = SessionManager(parse_session_settings(BASE_SETTINGS), MemoryStore())
+    browser = Browser(manager)
+    flat(browser)
+    long = f"sid={browser.cookie}; pad={'x' * manager_module.VERIFIED_HEADER_MAX_CHARS}"
+    assert manager.open_request(long)["a"] == 1
+    assert long not in manager._verified_headers
+    for n in range(5):
+        assert manager.open_request(f"n={n}; sid={browser.cookie}")["a"] == 1
+        assert 0 < len(manager._verified_headers) <= 3
+
+
+def test_a_subclass_with_its_own_open_sees_every_cookie() -> None:
+    seen: list[str | None] = []
+
+    class Auditing(SessionManager):
+        def open(self, cookie_value: str | None) -> Session:
+            seen.append(cookie_value)
+            return super().open(cookie_value)
+
+    manager = Auditing(parse_session_settings(BASE_SETTINGS), MemoryStore())
+    browser = Browser(manager)
+    flat(browser)
+    seen.clear()
+    for _ in range(3):
+        assert manager.open_request(f"sid={browser.cookie}")["a"] == 1
+    assert seen == [browser.cookie] * 3
+
+
+def test_a_cookie_signed_with_a_removed_secret_is_refused() -> None:
+    store = MemoryStore()
+    old = parse_session_settings({**BASE_SETTINGS, "session.secret": "9" * 8 + BASE_SETTINGS["session.secret"]})
+    browser = Browser(SessionManager(old, store))
+    flat(browser)
+    assert browser.request(dict)["a"] == 1
+    rotated = SessionManager(parse_session_settings(BASE_SETTINGS), store)
+    assert rotated.open(browser.cookie).new
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), "lone \ud800 surrogate", object(), {"k": {1.5, 2}}, b"bytes"],
+    ids=["nan", "inf", "surrogate", "object", "nested-set", "bytes"],
+)
+def test_values_that_cannot_be_stored_are_refused_in_the_view(value: Any) -> None:
+    session = Session()
+    with pytest.raises(NotSerializable):
+        session["k"] = value
+    assert "k" not in session
+
+
+def test_a_cycle_is_refused_in_the_view() -> None:
+    session = Session()
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(NotSerializable):
+        session["loop"] = looped
+
+
+def test_a_remembered_cookie_session_still_expires() -> None:
+    settings = parse_session_settings({**BASE_SETTINGS, **MANAGER_MODES["cookie"], "session.absolute_timeout": "900"})
+    manager = build_manager(settings)
+    assert isinstance(manager, ClientSessionManager)
+    browser = Browser(manager)
+    flat(browser)
+    assert browser.cookie is not None
+    assert browser.request(dict)["a"] == 1  # read back: remembered
+    now = time.time()
+    assert manager._open({0: browser.cookie}, now=now + 10)["a"] == 1
+    for later in (now + 601, now + 901):  # past timeout, past absolute_timeout
+        session = manager._open({0: browser.cookie}, now=later)
+        assert session.new and dict(session) == {}
