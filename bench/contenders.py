@@ -198,9 +198,9 @@ def _has(module: str) -> str | None:
 
 
 def satchel_cookie_unavailable() -> str | None:
-    reason = _has("satchel.client")
+    reason = _has("satchel.policy.cookie")
     if reason:
-        return "satchel cookie mode (satchel.client) is not available yet: " + reason
+        return "satchel cookie mode (satchel.policy.cookie) is not available: " + reason
     return None
 
 

@@ -150,7 +150,7 @@ def paired_ratio(a: Series, b: Series) -> dict[str, float] | None:
 
 # -- counting -------------------------------------------------------------------------
 
-STORE_METHODS = ("load", "save", "save_version", "touch", "delete")
+STORE_METHODS = ("load", "save", "touch", "delete")
 
 
 def satchel_store(app: Any) -> Any:
@@ -160,7 +160,7 @@ def satchel_store(app: Any) -> Any:
     factory = app.registry.queryUtility(ISessionFactory)
     manager = getattr(factory, "manager", None)
     store = getattr(manager, "store", None)
-    if store is None or type(store).__name__ == "NoStore":
+    if store is None:
         return None
     return store
 

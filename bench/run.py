@@ -285,7 +285,7 @@ def targets(rows: list[dict[str, Any]], cache: dict[str, Any]) -> list[dict[str,
             continue
         counts = row.get("counts", {})
         calls = counts.get("store_calls") or {}
-        writes = sum(calls.get(k, 0) for k in ("save", "save_version", "touch", "delete"))
+        writes = sum(calls.get(k, 0) for k in ("save", "touch", "delete"))
         write_cmds = {k: v for k, v in (counts.get("commands") or {}).items() if k in WRITE_COMMANDS}
         sc = counts.get("set_cookie", 0)
         detail = f"store writes/req {writes:g}, write commands/req {write_cmds or 0}, Set-Cookie/req {sc:g}"

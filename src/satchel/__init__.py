@@ -21,13 +21,13 @@ __version__ = "0.1.0"
 
 def includeme(config: Any) -> None:
     """Pyramid entry point for ``config.include("satchel")``."""
-    from .pyramid import includeme as _includeme
+    from .web.pyramid import includeme as _includeme
 
     _includeme(config)
 
 
 def session_factory_from_settings(settings: Any) -> Any:
     """pyramid_beaker's name: a Pyramid session factory from ``session.*`` settings."""
-    from .pyramid import session_factory_from_settings as _factory
+    from .web.pyramid import session_factory_from_settings as _factory
 
     return _factory(settings)

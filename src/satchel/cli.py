@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import __version__, cookies
+from . import __version__
 from .codecs import Signer, decode_body, split_record, store_key
 from .errors import BadData, SatchelError
 from .inifile import IniSection, find_section, section_settings
+from .policy import cookies
 from .settings import CACHE_PREFIXES, SESSION_PREFIXES, SessionSettings, StoreSettings, parse_session_settings
 from .stores import Store, open_store
 

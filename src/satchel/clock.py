@@ -12,5 +12,7 @@ from collections.abc import Callable
 #: A clock: returns the current time as a Unix timestamp (seconds, float).
 Clock = Callable[[], float]
 
-#: The real clock.
-system_clock: Clock = time.time
+
+def system_clock() -> float:
+    """The real clock (``time.time``, looked up on each call)."""
+    return time.time()

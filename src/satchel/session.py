@@ -1,17 +1,71 @@
-"""The session as the application sees it: a dict with flash queues and CSRF.
+"""The session as the application sees it: a dict with flash queues and CSRF tokens.
 
-A Session holds state only; it never talks to a store. The manager loads it,
-and at the end of the request compares what it holds with what was loaded.
+A Session holds state and intents only; it never talks to a store. The policy
+(:mod:`satchel.policy`) builds it from what a store or a cookie held, and at the
+end of the request reads what the view did to it: the data, the flash queues and
+the CSRF token as they are now, and the intents the view expressed
+(``invalidate()``, ``regenerate_id()``, ``bind_user()``, ``changed()``).
 """
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from .codecs import check_value, encode_value, new_token, only_plain
+from .clock import system_clock
+from .codecs import check_value, encode_body, encode_value, new_session_id, new_token, only_plain
 from .errors import NotSerializable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a session was loaded from: the policy's baseline for change detection and merging."""
+
+    #: The record's body as it was read (JSON bytes).
+    body: bytes
+    #: The store's version of the record (``None`` in cookie mode).
+    version: Any = None
+    #: When the store will expire the record, where it could tell.
+    expires_at: float | None = None
+    #: The user the stored session was bound to.
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A stored session this request ended with ``invalidate()``."""
+
+    id: str
+    user: str | None
+
+
+def _mutation(method: F) -> F:
+    """Declare ``method`` a write: it marks the session written, and where the session
+    has a ``guard`` (cookie mode checks the size there) a write the guard refuses is
+    undone before the error reaches the view."""
+
+    @functools.wraps(method)
+    def write(self: Session, *args: Any, **kwargs: Any) -> Any:
+        guard = self.guard
+        if guard is None:
+            result = method(self, *args, **kwargs)
+            self.written = True
+            return result
+        before = self._snapshot()
+        try:
+            result = method(self, *args, **kwargs)
+            guard(self)
+        except BaseException:
+            self._restore(before)
+            raise
+        self.written = True
+        return result
+
+    return write  # type: ignore[return-value]
 
 
 class Session(dict[str, Any]):
@@ -23,171 +77,123 @@ class Session(dict[str, Any]):
     without help; :meth:`changed` is still there for code that calls it.
     """
 
-    __slots__ = (
-        "_csrf",
-        "_dirty",
-        "_flash",
-        "_flash_claimer",
-        "_key",
-        "_loaded_body",
-        "_loaded_user",
-        "_regenerate",
-        "_touched",
-        "accessed",
-        "created",
-        "expires_at",
-        "had_cookie",
-        "id",
-        "invalidated_ids",
-        "new",
-        "store_unavailable",
-        "unsaved",
-        "user_id",
-        "version",
-    )
-
     def __init__(
         self,
         data: Mapping[str, Any] | None = None,
         *,
-        session_id: str | None = None,
-        new: bool = True,
+        id: str | None = None,
         created: float | None = None,
         accessed: float | None = None,
         flash: dict[str, list[Any]] | None = None,
         csrf: str | None = None,
-        version: Any = None,
-        loaded_body: bytes | None = None,
-        expires_at: float | None = None,
+        user_id: str | None = None,
+        loaded: Loaded | None = None,
         had_cookie: bool = False,
         store_unavailable: bool = False,
-        user_id: str | None = None,
     ) -> None:
         super().__init__(data or ())
-        now = time.time()
-        #: The session id; ``None`` until a new session is first saved.
-        self.id = session_id
-        #: True when this request started the session (nothing was stored yet).
-        self.new = new
+        now = system_clock()
+        self._id = id
+        #: True until the session has been stored (or sent, in cookie mode).
+        self.new = loaded is None
         #: When the session was started (Unix time).
         self.created = created if created is not None else now
         #: When the session was last written or renewed (Unix time).
         self.accessed = accessed if accessed is not None else now
-        self.version = version
-        self.expires_at = expires_at
+        #: The flash queues, by name.
+        self.flash_queues: dict[str, list[Any]] = flash if flash is not None else {}
+        #: The CSRF token, if one was made.
+        self.csrf: str | None = csrf
+        #: The user this session belongs to, if the app said so with :meth:`bind_user`.
+        self.user_id = user_id
+        #: What the session was loaded from; None for a new session.
+        self.loaded = loaded
         #: Whether the request carried a session cookie (valid or not).
         self.had_cookie = had_cookie
         #: True when the store could not be reached and ``on_store_error = fresh``
         #: gave this empty stand-in: nothing in it will be saved.
         self.store_unavailable = store_unavailable
-        #: True for a stand-in session that is never saved (see the manager).
+        #: True for a stand-in session that is never saved.
         self.unsaved = store_unavailable
-        #: The user this session belongs to, if the app said so with ``bind_user``;
-        #: lets the app list and revoke all of a user's sessions.
-        self.user_id = user_id
-        self._loaded_user = user_id
-        #: Ids this request invalidated; their records are deleted at commit.
-        self.invalidated_ids: list[str] = []
-        self._flash: dict[str, list[Any]] = flash if flash is not None else {}
-        #: Set by the manager for stored sessions: pops flash messages atomically.
-        self._flash_claimer: Callable[[Session, str], list[Any]] | None = None
-        self._csrf = csrf
-        self._loaded_body = loaded_body
-        self._dirty = False
-        self._regenerate = False
-        self._touched = False
-        #: (id, store key) once the manager has hashed the id.
-        self._key: tuple[str, str] | None = None
+        #: Set by a write through the session's methods.
+        self.written = False
+        #: Set by :meth:`changed`: write even if the data compares equal.
+        self.marked_changed = False
+        #: Stored sessions this request ended with :meth:`invalidate`; their records go at commit.
+        self.ended: list[Ended] = []
+        #: The id :meth:`regenerate_id` moved the session away from.
+        self.regenerated_from: str | None = None
+        #: Called after each write with the session; raising undoes the write.
+        self.guard: Callable[[Session], None] | None = None
+        #: What the policy remembers of how the session travelled (cookie mode: which
+        #: chunk cookies the request carried).
+        self.transport: Any = None
 
-    @classmethod
-    def _stored(
-        cls,
-        data: dict[str, Any],
-        session_id: str,
-        created: float,
-        accessed: float,
-        flash: dict[str, list[Any]],
-        csrf: str | None,
-        user_id: str | None,
-        version: Any,
-        loaded_body: bytes,
-        expires_at: float | None,
-        flash_claimer: Callable[[Session, str], list[Any]] | None,
-        key: tuple[str, str] | None,
-    ) -> Session:
-        """A session loaded from a store: what ``__init__`` does, for the hot path
-        (no keyword parsing, no clock read). A subclass with an ``__init__`` of its
-        own gets it called instead."""
-        if cls.__init__ is not Session.__init__:
-            self = cls(
-                data,
-                session_id=session_id,
-                new=False,
-                created=created,
-                accessed=accessed,
-                flash=flash,
-                csrf=csrf,
-                version=version,
-                loaded_body=loaded_body,
-                expires_at=expires_at,
-                had_cookie=True,
-                user_id=user_id,
-            )
-            self._flash_claimer, self._key = flash_claimer, key
-            return self
-        self = cls.__new__(cls)
+    # -- the id ---------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The id the response will carry: made when first asked for on a new session,
+        and after :meth:`regenerate_id` the new one."""
+        if self._id is None:
+            self._id = new_session_id()
+        return self._id
+
+    @property
+    def has_id(self) -> bool:
+        """Whether an id was loaded or handed out (reading :attr:`id` makes one)."""
+        return self._id is not None
+
+    def assign_new_id(self) -> str:
+        """Give the session a fresh id (the policy does this when an id is taken)."""
+        self._id = new_session_id()
+        return self._id
+
+    # -- what the policy reads ----------------------------------------------------
+
+    def unchanged(self) -> bool:
+        """True when nothing can have changed since the load, without encoding: no write
+        through a method, and no value that could have been changed in place."""
+        return not (self.written or self.marked_changed or self.flash_queues) and only_plain(self)
+
+    def encode(self) -> bytes:
+        """The session's body as it is now (NotSerializable naming a key that cannot be stored)."""
+        return encode_body(self, self.flash_queues, self.csrf, self.user_id)
+
+    def replace_state(
+        self, data: Mapping[str, Any], flash: dict[str, list[Any]], csrf: str | None, user_id: str | None
+    ) -> None:
+        """Take the state a merge produced (no write is marked: it is what is stored)."""
+        dict.clear(self)
         dict.update(self, data)
-        self.id, self.new, self.created, self.accessed = session_id, False, created, accessed
-        self.version, self.expires_at, self.had_cookie = version, expires_at, True
-        self.store_unavailable = self.unsaved = False
-        self.user_id = self._loaded_user = user_id
-        self.invalidated_ids = []
-        self._flash, self._flash_claimer, self._csrf = flash, flash_claimer, csrf
-        self._loaded_body = loaded_body
-        self._dirty = self._regenerate = self._touched = False
-        self._key = key
-        return self
+        self.flash_queues, self.csrf, self.user_id = flash, csrf, user_id
 
-    def _unchanged(self) -> bool:
-        """True when nothing can have changed since the load, without encoding.
+    def _snapshot(self) -> tuple[dict[str, Any], dict[str, list[Any]], str | None, str | None]:
+        return dict(self), {q: list(m) for q, m in self.flash_queues.items()}, self.csrf, self.user_id
 
-        Every write through the session's methods marks it touched; what is left
-        is a change made inside a value that is not a plain str, number, bool or
-        None (a list, a dict, a flash message), so a session holding any is
-        compared by encoding it, like a touched one.
-        """
-        return not (self._touched or self._dirty or self._flash) and only_plain(self)
+    def _restore(self, snapshot: tuple[dict[str, Any], dict[str, list[Any]], str | None, str | None]) -> None:
+        self.replace_state(*snapshot)
 
     # -- dict writes are checked so a bad value fails inside the view -----------
 
+    @_mutation
     def __setitem__(self, key: str, value: Any) -> None:
-        if type(key) is not str and not isinstance(key, str):  # the exact type first: the common case
+        if not isinstance(key, str):
             raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
         check_value(value, key)
-        self._touched = True
         dict.__setitem__(self, key, value)
 
-    def __delitem__(self, key: str) -> None:
-        self._touched = True
-        dict.__delitem__(self, key)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        self._touched = True
-        return dict.pop(self, key, *default)
-
-    def popitem(self) -> tuple[str, Any]:
-        self._touched = True
-        return dict.popitem(self)
-
-    def clear(self) -> None:
-        self._touched = True
-        dict.clear(self)
+    __delitem__ = _mutation(dict.__delitem__)
+    pop = _mutation(dict.pop)
+    popitem = _mutation(dict.popitem)
+    clear = _mutation(dict.clear)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
-        return super().__getitem__(key)
+        return dict.__getitem__(self, key)
 
+    @_mutation
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         items: Iterable[tuple[str, Any]]
         if isinstance(other, Mapping):
@@ -196,9 +202,7 @@ class Session(dict[str, Any]):
             items = ((k, other[k]) for k in other.keys())
         else:
             items = other
-        for key, value in items:
-            self[key] = value
-        for key, value in kwargs.items():
+        for key, value in [*items, *kwargs.items()]:
             self[key] = value
 
     def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
@@ -217,85 +221,87 @@ class Session(dict[str, Any]):
         the encoded session with what was loaded; kept for code written for
         sessions that needed it.
         """
-        self._dirty = True
+        self.marked_changed = True
 
     def save(self) -> None:
         """Beaker's explicit save; the session is saved at the end of the request anyway."""
-        self._dirty = True
+        self.marked_changed = True
 
     def invalidate(self) -> None:
-        """End this session: its record is deleted and the cookie expired.
+        """End this session: its record is deleted and the cookie expired, even if the
+        view raises afterwards.
 
         The object stays usable: anything stored after this starts a new session
         with a new id.
         """
-        if self.id is not None:
-            self.invalidated_ids.append(self.id)
+        if self.loaded is not None:
+            self.ended.append(Ended(self.regenerated_from or self.id, self.loaded.user))
         dict.clear(self)
-        self._flash = {}
-        self._csrf = None
-        self.user_id = None
-        self.id = None
+        self.flash_queues, self.csrf, self.user_id = {}, None, None
+        self._id = None
         self.new = True
-        self.version = None
-        self._loaded_body = None
-        self._dirty = False
-        self._regenerate = False
-        self.created = self.accessed = time.time()
-        self.expires_at = None
+        self.loaded = None
+        self.marked_changed = False
+        self.regenerated_from = None
+        self.created = self.accessed = system_clock()
 
+    @_mutation
     def regenerate_id(self) -> None:
         """Keep the data under a new id, and drop the old id (do this at login).
 
         A CSRF token the session had is replaced too: whoever planted the old id
         before the login may know it.
         """
-        self._regenerate = self._touched = True
-        if self._csrf is not None:
-            self._csrf = new_token()
+        if self.loaded is not None and self.regenerated_from is None:
+            self.regenerated_from = self.id
+        self._id = None if self.loaded is None else new_session_id()
+        if self.csrf is not None:
+            self.csrf = new_token()
 
+    @_mutation
     def bind_user(self, user_id: str | int) -> None:
         """Tie this session to a user, so ``SessionManager.revoke_user_sessions``
         can log that user out everywhere. Call it at login, with ``regenerate_id()``."""
-        self._touched = True
         self.user_id = str(user_id)
 
     @property
+    def invalidated_ids(self) -> list[str]:
+        """Ids of the stored sessions this request ended."""
+        return [ended.id for ended in self.ended]
+
+    @property
     def is_invalidated(self) -> bool:
-        return bool(self.invalidated_ids)
+        return bool(self.ended)
 
     # -- flash messages ---------------------------------------------------------
 
+    @_mutation
     def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
         encode_value(msg, f"flash queue {queue!r}")
-        self._touched = True
-        messages = self._flash.setdefault(queue, [])
+        messages = self.flash_queues.setdefault(queue, [])
         if allow_duplicate or msg not in messages:
             messages.append(msg)
 
     def peek_flash(self, queue: str = "") -> list[Any]:
-        return list(self._flash.get(queue, ()))
+        return list(self.flash_queues.get(queue, ()))
 
     def pop_flash(self, queue: str = "") -> list[Any]:
-        """Remove and return the queue's messages.
-
-        For a stored session the removal is written at once and atomically, so
-        two concurrent requests never both show the same message.
-        """
-        if queue not in self._flash:
+        """Remove and return the queue's messages; the removal is stored at commit, and a
+        request that changes the session concurrently never brings them back."""
+        if queue not in self.flash_queues:
             return []
-        self._touched = True
-        if self._flash_claimer is not None and self.id is not None and self._flash[queue]:
-            return self._flash_claimer(self, queue)
-        return self._flash.pop(queue)
+        return self._pop_queue(queue)
+
+    @_mutation
+    def _pop_queue(self, queue: str) -> list[Any]:
+        return self.flash_queues.pop(queue)
 
     # -- CSRF -------------------------------------------------------------------
 
+    @_mutation
     def new_csrf_token(self) -> str:
-        self._touched = True
-        self._csrf = new_token()
-        return self._csrf
+        self.csrf = new_token()
+        return self.csrf
 
     def get_csrf_token(self) -> str:
-        return self._csrf if self._csrf is not None else self.new_csrf_token()
-
+        return self.csrf if self.csrf is not None else self.new_csrf_token()

@@ -18,8 +18,8 @@ import pytest
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from satchel.client import COOKIE_LIMIT
 from satchel.errors import SessionTooLarge
+from satchel.policy.cookie import COOKIE_LIMIT
 from tests.support.apps import BASE_SETTINGS
 from tests.support.browser import chromium, serve
 

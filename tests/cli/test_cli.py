@@ -208,7 +208,7 @@ def test_sessions_count(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
 def test_sessions_show(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
     manager = manager_for(ini)
     cookie = new_session(manager, user="alice", cart=[1, 2])
-    session_id = manager.signer.unsign(cookie)
+    session_id = manager.policy.signer.unsign(cookie)
     assert session_id is not None
     path = record_path(ini, store_key(session_id))
     before = (path.read_bytes(), path.stat().st_mtime)
@@ -251,7 +251,7 @@ def test_sessions_show_refuses_what_it_cannot_trust(capsys: pytest.CaptureFixtur
 def test_sessions_show_corrupt_record_is_reported_not_removed(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
     manager = manager_for(ini)
     cookie = new_session(manager, user="alice")
-    session_id = manager.signer.unsign(cookie)
+    session_id = manager.policy.signer.unsign(cookie)
     assert session_id is not None
     path = record_path(ini, store_key(session_id))
     header, _, _ = path.read_bytes().partition(b"\n")
@@ -264,8 +264,8 @@ def test_sessions_show_corrupt_record_is_reported_not_removed(capsys: pytest.Cap
 
 def test_sessions_purge(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
     manager = manager_for(ini)
-    keep = manager.signer.unsign(new_session(manager, user="alice"))
-    drop = manager.signer.unsign(new_session(manager, user="bob"))
+    keep = manager.policy.signer.unsign(new_session(manager, user="alice"))
+    drop = manager.policy.signer.unsign(new_session(manager, user="bob"))
     assert keep is not None and drop is not None
     past = time.time() - 10
     os.utime(record_path(ini, store_key(drop)), (past, past))  # the file store's expiry is the mtime

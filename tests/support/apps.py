@@ -15,6 +15,7 @@ from satchel.errors import NotSerializable, StoreUnavailable
 from satchel.manager import SessionManager
 from satchel.session import Session
 from satchel.stores.base import Record, Store, Version
+from satchel.stores.memory import MemoryStore
 
 SECRET = "0cb243f53ad865a0f70099c0414ffe9cfcfe03ac"
 BASE_SETTINGS = {"session.secret": SECRET, "session.key": "sid"}
@@ -221,7 +222,8 @@ def counting(app: TestApp) -> CountingStore:
     from pyramid.interfaces import ISessionFactory
 
     factory = app.app.registry.getUtility(ISessionFactory)
-    wrapper = CountingStore(factory.manager.store)
+    # Cookie mode keeps no store: any operation its policy asked for would show here.
+    wrapper = CountingStore(factory.manager.store or MemoryStore())
     factory.manager.store = wrapper
     return wrapper
 

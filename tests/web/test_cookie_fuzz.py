@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from pyramid.interfaces import ISessionFactory
 from webtest import TestApp
 
-from satchel.client import COOKIE_LIMIT, ClientSessionManager
+from satchel.manager import SessionManager
+from satchel.policy.cookie import COOKIE_LIMIT, CookieSessions
 from tests.support.apps import make_app
 
 EXAMPLES = int(os.environ.get("SATCHEL_FUZZ_FAST", "1500"))
@@ -52,7 +53,7 @@ Pairs = list[tuple[str, str]]
 @dataclass
 class Target:
     app: TestApp
-    manager: ClientSessionManager
+    manager: SessionManager
     #: Valid cookie sets (as name/value pairs) and what /dump shows for each.
     valid: list[tuple[Pairs, str]]
 
@@ -60,7 +61,7 @@ class Target:
 def build_target(settings: dict[str, str]) -> Target:
     app = make_app(settings)
     manager = app.app.registry.getUtility(ISessionFactory).manager
-    assert isinstance(manager, ClientSessionManager)
+    assert isinstance(manager.policy, CookieSessions)
     valid: list[tuple[Pairs, str]] = []
     for size in (6800, 3500, 20):  # three chunks, two chunks, one chunk
         app.reset()
@@ -215,7 +216,7 @@ def check(target: Target, capture: Capture, raw_header: str, pairs: Pairs | None
     event("kept a valid session" if res.text != "[]" else "fresh session")
     if res.text != "[]":
         assert capture.lines == []  # a valid cookie set is not logged
-    elif target.manager._read_chunks(raw_header):
+    elif target.manager.policy.read_chunks(raw_header):
         assert len(capture.lines) == 1  # a refused one is, once
     headers = res.headers.getall("Set-Cookie")
     assert all(len(h) <= COOKIE_LIMIT for h in headers)

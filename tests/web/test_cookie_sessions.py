@@ -29,20 +29,13 @@ from pyramid.response import Response
 from webtest import TestApp
 from zope.interface.verify import verifyObject
 
-from satchel.client import (
-    COOKIE_LIMIT,
-    MAX_BODY,
-    ClientSession,
-    ClientSessionManager,
-    NoStore,
-    client_session_class,
-)
 from satchel.codecs import encode_body
 from satchel.errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
-from satchel.manager import build_manager
-from satchel.pyramid import PyramidSession
+from satchel.manager import SessionManager, build_manager
+from satchel.policy.cookie import COOKIE_LIMIT, MAX_BODY, CookieSessions
 from satchel.session import Session
 from satchel.settings import parse_session_settings
+from satchel.web.pyramid import PyramidSession
 from tests.support.apps import BASE_SETTINGS, SECRET, VIEWS
 
 KEY = "cookie-test-key-0123456789abcdefghijklmnopqrs"
@@ -78,8 +71,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
     fake = types.SimpleNamespace(time=clock.time)
-    monkeypatch.setattr("satchel.client.time", fake)
-    monkeypatch.setattr("satchel.session.time", fake)
+    monkeypatch.setattr("satchel.clock.time", fake)
     return clock
 
 
@@ -133,16 +125,16 @@ def client_app(settings: dict[str, Any], **overrides: Any) -> TestApp:
         return TestApp(config.make_wsgi_app())
 
 
-def manager_of(app: TestApp) -> ClientSessionManager:
+def manager_of(app: TestApp) -> SessionManager:
     manager = app.app.registry.getUtility(ISessionFactory).manager
-    assert isinstance(manager, ClientSessionManager)
+    assert isinstance(manager, SessionManager)
     return manager
 
 
-def make_manager(settings: dict[str, Any], **overrides: Any) -> ClientSessionManager:
+def make_manager(settings: dict[str, Any], **overrides: Any) -> SessionManager:
     parsed = parse_session_settings({**BASE_SETTINGS, **settings, **overrides})
     manager = build_manager(parsed, session_class=PyramidSession)
-    assert isinstance(manager, ClientSessionManager)
+    assert isinstance(manager, SessionManager)
     return manager
 
 
@@ -163,9 +155,9 @@ def cookie_header(headers: list[str]) -> str:
     return "; ".join(h.split(";", 1)[0] for h in headers if "Max-Age=0" not in h)
 
 
-def fresh(manager: ClientSessionManager) -> ClientSession:
+def fresh(manager: SessionManager) -> Session:
     session = manager.open_request(None)
-    assert isinstance(session, ClientSession)
+    assert isinstance(manager.policy, CookieSessions)
     return session
 
 
@@ -185,23 +177,19 @@ def security_lines(caplog: pytest.LogCaptureFixture) -> Lines:
 def test_build_manager_picks_cookie_mode_and_keeps_isession() -> None:
     manager = make_manager(ENCRYPTED)
     session = manager.open_request(None)
-    assert type(session).__name__ == "ClientPyramidSession"
-    assert isinstance(session, PyramidSession) and isinstance(session, ClientSession)
+    assert isinstance(manager.policy, CookieSessions)
+    assert type(session) is PyramidSession
     assert verifyObject(ISession, session)
-    assert client_session_class(PyramidSession) is type(session)  # built once, reused
-    assert client_session_class(type(session)) is type(session)
 
 
 def test_no_server_side_store() -> None:
     manager = make_manager(ENCRYPTED)
-    assert isinstance(manager.store, NoStore)
-    with pytest.raises(RuntimeError, match="no store"):
-        manager.store.load("k")
+    assert manager.store is None
     parsed = parse_session_settings({**BASE_SETTINGS, **ENCRYPTED})
     from satchel.stores.memory import MemoryStore
 
     with pytest.raises(ConfigurationError):
-        ClientSessionManager(parsed, store=MemoryStore())
+        SessionManager(parsed, store=MemoryStore())
     manager.close()
 
 
@@ -240,7 +228,7 @@ def test_signed_cookie_does_not_verify_with_the_id_signer() -> None:
     manager = make_manager(SIGNED)
     forged = Signer([SECRET]).sign("S" + base64.urlsafe_b64encode(b"\x00S1 1 1\n{}").rstrip(b"=").decode())
     with pytest.raises(BadData, match="bad signature"):
-        manager.sealer.open(forged)
+        manager.policy.sealer.open(forged)
 
 
 def test_modes_do_not_accept_each_others_cookies(security_lines: Lines) -> None:
@@ -302,11 +290,11 @@ def test_decompression_is_bounded(security_lines: Lines) -> None:
     """Even a cookie sealed with the right key may not inflate past MAX_BODY."""
     manager = make_manager(ENCRYPTED)
     body = b'{"d":{"x":"' + b"a" * (MAX_BODY + 10) + b'"}}'
-    payload = b"\x01" + manager._header(1_800_000_000.0, 1_800_000_000.0) + zlib.compress(body, 9)
-    value = "1" + manager.sealer.seal(payload)
+    payload = b"\x01" + manager.policy._header(1_800_000_000.0, 1_800_000_000.0) + zlib.compress(body, 9)
+    value = "1" + manager.policy.sealer.seal(payload)
     assert len(value) < 4000
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("satchel.client.time", types.SimpleNamespace(time=lambda: 1_800_000_001.0))
+        mp.setattr("satchel.clock.time", types.SimpleNamespace(time=lambda: 1_800_000_001.0))
         session = manager.open_request(f"sid={value}")
     assert dict(session) == {}
     assert "too large" in security_lines()[-1].getMessage()
@@ -622,7 +610,7 @@ def test_regenerate_id_without_csrf_token_or_change_still_resends(mode: dict[str
     loaded.regenerate_id()
     second = manager.commit(loaded)
     assert len(second) == 1 and value_of(second[0]) != value_of(first[0])
-    assert loaded._csrf is None
+    assert loaded.csrf is None
 
 
 # -- size: checked inside the view ---------------------------------------------------------------------
@@ -647,7 +635,7 @@ def test_failed_writes_leave_the_session_as_it_was(mode: dict[str, str]) -> None
     with pytest.raises(SessionTooLarge) as info:
         session["keep"] = big
     assert session == {"keep": "k"}
-    assert info.value.size > info.value.limit == manager.capacity
+    assert info.value.size > info.value.limit == manager.policy.capacity
     with pytest.raises(SessionTooLarge):
         session["new"] = big
     assert "new" not in session
@@ -666,7 +654,7 @@ def test_failed_writes_leave_the_session_as_it_was(mode: dict[str, str]) -> None
     with pytest.raises(SessionTooLarge):
         session.flash(big, queue="new-queue")
     assert session.peek_flash() == ["first"] and session.peek_flash("new-queue") == []
-    assert "new-queue" not in session._flash
+    assert "new-queue" not in session.flash_queues
     session["keep"] = "x" * 100  # still usable
     assert manager.commit(session)
 
@@ -683,7 +671,7 @@ def test_csrf_token_creation_is_checked(mode: dict[str, str]) -> None:
             step //= 2
     with pytest.raises(SessionTooLarge):
         session.get_csrf_token()
-    assert session._csrf is None
+    assert session.csrf is None
 
 
 def test_nested_growth_is_caught_at_commit_and_reaches_exception_views(mode: dict[str, str]) -> None:
@@ -710,10 +698,10 @@ def test_body_limit_applies_even_when_it_would_compress(mode: dict[str, str]) ->
     assert info.value.limit == MAX_BODY
 
 
-def fill_to_the_limit(manager: ClientSessionManager, session: Session) -> str:
+def fill_to_the_limit(manager: SessionManager, session: Session) -> str:
     """The longest random value the session accepts, found by bisection."""
     # Random, so zlib cannot shrink it; seeded, so every run checks the same case.
-    source = base64.urlsafe_b64encode(random.Random(4096).randbytes(manager.capacity)).decode()
+    source = base64.urlsafe_b64encode(random.Random(4096).randbytes(manager.policy.capacity)).decode()
     low, high = 0, len(source)
     while low < high:
         middle = (low + high + 1) // 2
@@ -786,10 +774,10 @@ def test_every_accepted_session_round_trips_within_the_limit(
         return
     except SessionTooLarge:
         assert dict(session) == {}
-        predicted = manager.sealer.sealed_length(
+        predicted = manager.policy.sealer.sealed_length(
             1 + 32 + len(zlib.compress(encode_body(data, {}, None), 6))
         )
-        assert predicted > manager.capacity - 64
+        assert predicted > manager.policy.capacity - 64
         return
     headers = manager.commit(session)
     assert len(headers) <= max_cookies
@@ -933,7 +921,7 @@ def test_concurrent_writes_are_last_writer_wins(mode: dict[str, str]) -> None:
 def test_validate_key_alone_gives_signed_mode() -> None:
     settings = {"session.type": "cookie", "session.validate_key": NEW_SECRET, "session.key": "sid"}
     manager = build_manager(parse_session_settings(settings), session_class=PyramidSession)
-    assert isinstance(manager, ClientSessionManager) and manager.sealer.mode == "signed"
+    assert isinstance(manager, SessionManager) and manager.policy.sealer.mode == "signed"
     session = fresh(manager)
     session["a"] = 1
     assert value_of(manager.commit(session)[0]).startswith("1S")

@@ -33,7 +33,7 @@ def test_store_down_reaches_the_exception_view() -> None:
     # A bad signature never reaches the store; a good one does.
     from pyramid.interfaces import ISessionFactory
 
-    signer = app.app.registry.getUtility(ISessionFactory).manager.signer
+    signer = app.app.registry.getUtility(ISessionFactory).manager.policy.signer
     app.set_cookie("sid", signer.sign("x" * 43))
     res = app.get("/read", status=503)
     assert "unavailable" in res.text
@@ -44,7 +44,7 @@ def test_store_down_with_fresh_opt_in_serves_an_unsaved_session() -> None:
     app = make_app(down_redis_settings(**{"session.on_store_error": "fresh"}))
     from pyramid.interfaces import ISessionFactory
 
-    signer = app.app.registry.getUtility(ISessionFactory).manager.signer
+    signer = app.app.registry.getUtility(ISessionFactory).manager.policy.signer
     app.set_cookie("sid", signer.sign("y" * 43))
     res = app.get("/status")
     assert res.text == "unavailable=True count=None"

@@ -262,7 +262,7 @@ def test_tampered_cookie_is_logged_and_replaced(
 def test_unknown_id_is_not_adopted(settings: dict[str, Any], app: TestApp) -> None:
     from pyramid.interfaces import ISessionFactory
 
-    signer = app.app.registry.getUtility(ISessionFactory).manager.signer
+    signer = app.app.registry.getUtility(ISessionFactory).manager.policy.signer
     chosen = "attacker-chosen-id-0123456789abcdefghijklmnop"
     app.set_cookie("sid", signer.sign(chosen))
     app.get("/incr")

@@ -173,7 +173,7 @@ def test_invalidate(settings: dict[str, Any]) -> None:
     app = TestApp(middleware)
     cookie = session_cookie(app.get("/incr"))
     assert cookie is not None
-    session_id = middleware.manager.signer.unsign(cookie.split(";")[0].split("=", 1)[1])
+    session_id = middleware.manager.policy.signer.unsign(cookie.split(";")[0].split("=", 1)[1])
     assert session_id is not None
     assert middleware.manager.store.load(store_key(session_id)) is not None
     res = app.get("/invalidate")
@@ -322,7 +322,7 @@ def test_session_first_used_while_streaming_is_readable(caplog: pytest.LogCaptur
     app.get("/incr")
     with caplog.at_level(logging.WARNING, logger="satchel"):
         assert app.get("/late").text == "1"
-    assert "after start_response" in caplog.text
+    assert "after the response started" in caplog.text
 
 
 def test_webtest_varname() -> None:
@@ -428,7 +428,7 @@ def test_flask_flash_and_invalidate(settings: dict[str, Any]) -> None:
 
 
 def paste_app_factory(global_conf: dict[str, Any], **local_conf: Any) -> Any:
-    """``use = call:test_wsgi:paste_app_factory`` in the INI files below."""
+    """``use = call:tests.web.test_wsgi:paste_app_factory`` in the INI files below."""
     return plain_app
 
 
@@ -446,7 +446,7 @@ use = egg:satchel
 {filter_lines}
 
 [app:app]
-use = call:test_wsgi:paste_app_factory
+use = call:tests.web.test_wsgi:paste_app_factory
 """
     )
     return ini

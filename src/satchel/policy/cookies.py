@@ -1,13 +1,15 @@
-"""Building the Set-Cookie header for the session cookie, without a framework."""
+"""The session cookie in HTTP terms: reading it from a Cookie header, and the Set-Cookie
+headers that set or delete it. No framework is involved."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Iterator
 from email.utils import formatdate
 
-from .config.coerce import NEVER
-from .settings import CookieSettings
+from ..config.coerce import NEVER
+from ..settings import CookieSettings
 
 #: Browsers cap cookie lifetimes at 400 days; "never expires" means that.
 NEVER_SECONDS = 400 * 24 * 3600
@@ -59,39 +61,23 @@ def delete_cookie_header(settings: CookieSettings, secure_request: bool = False)
     return f"{settings.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" + _attributes(settings, secure_request)
 
 
-def read_cookie(header: str | None, name: str) -> str | None:
-    """The value of cookie ``name`` in a raw Cookie header, or None.
+def cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
+    """(name, value) of each cookie in a raw Cookie header, quotes removed.
 
     Reads the header directly instead of through a framework's cookie parser: a
     byte that is not UTF-8 elsewhere in the header must not turn into an error.
     """
-    if not header or name not in header:
-        return None
     for part in header.split(";"):
-        key, eq, value = part.partition("=")
-        if eq and key.strip() == name:
+        name, eq, value = part.partition("=")
+        if eq:
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
-            return value
-    return None
+            yield name.strip(), value
 
 
-def vary_cookie(headers: list[tuple[str, str]]) -> None:
-    """Put ``Cookie`` in ``Vary`` in place: a header of its own where there is no
-    Vary header (the common case, so no parsing), else joined to the first one,
-    unless some Vary header already names it or ``*``."""
-    first = None
-    for index, (name, _) in enumerate(headers):
-        if len(name) == 4 and name.lower() == "vary":  # lower() only for four-letter names
-            first = index
-            break
-    if first is None:
-        headers.append(("Vary", "Cookie"))
-        return
-    tokens = {
-        token.strip().lower() for name, value in headers[first:] if name.lower() == "vary" for token in value.split(",")
-    }
-    if "cookie" not in tokens and "*" not in tokens:
-        name, value = headers[first]
-        headers[first] = (name, f"{value}, Cookie" if value.strip() else "Cookie")
+def read_cookie(header: str | None, name: str) -> str | None:
+    """The value of the first cookie called ``name`` in a raw Cookie header, or None."""
+    if not header or name not in header:
+        return None
+    return next((value for key, value in cookie_pairs(header) if key == name), None)

@@ -1,0 +1,88 @@
+"""A stored session record: a short text header and a JSON body.
+
+``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user}``
+
+Keeping the body apart from the header lets the policy tell "unchanged" by
+comparing body bytes, which also catches changes made inside nested values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadData
+from .values import dumps, encode_value
+
+#: The body of a session with no data, no flash messages and no CSRF token.
+EMPTY_BODY = b'{"d":{}}'
+HEADER_MAGIC = b"S1"
+
+_decoder = json.JSONDecoder()
+
+
+@dataclass(slots=True)
+class Body:
+    """What a session holds, decoded."""
+
+    data: dict[str, Any]
+    flash: dict[str, list[Any]]
+    csrf: str | None
+    user: str | None = None
+
+
+def encode_body(
+    data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None
+) -> bytes:
+    """The body's JSON; NotSerializable naming the key when a value cannot be stored."""
+    body: dict[str, Any] = {"d": data}
+    if flash:
+        body["f"] = flash
+    if csrf is not None:
+        body["t"] = csrf
+    if user is not None:
+        body["u"] = user
+    try:
+        return dumps(body).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        # A nested value changed after it was assigned: find the key to name.
+        for key, value in data.items():
+            encode_value(value, key)
+        for queue, messages in flash.items():
+            encode_value(messages, f"flash queue {queue!r}")
+        raise
+
+
+def decode_body(raw: bytes) -> Body:
+    """The body of a record, or BadData for anything that is not one."""
+    try:
+        body = _decoder.decode(raw.decode("utf-8"))
+        data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise BadData(f"session body is not valid: {exc}") from None
+    if (
+        type(data) is not dict
+        or type(flash) is not dict
+        or not all(type(v) is list for v in flash.values())
+        or not (csrf is None or type(csrf) is str)
+        or not (user is None or type(user) is str)
+    ):
+        raise BadData("session body has the wrong shape")
+    return Body(data, flash, csrf, user)
+
+
+def encode_record(created: float, accessed: float, body: bytes) -> bytes:
+    return b"%s %.3f %.3f\n%s" % (HEADER_MAGIC, created, accessed, body)
+
+
+def split_record(raw: bytes) -> tuple[float, float, bytes]:
+    """(created, accessed, body) of a stored record; BadData when it is not one."""
+    header, newline, body = raw.partition(b"\n")
+    parts = header.split(b" ")
+    if not newline or len(parts) != 3 or parts[0] != HEADER_MAGIC:
+        raise BadData("stored record has no valid header")
+    try:
+        return float(parts[1]), float(parts[2]), body
+    except ValueError:
+        raise BadData("stored record has a bad timestamp") from None

@@ -1,0 +1,68 @@
+"""Session values: what may be stored, and its JSON text.
+
+A value is refused where it is assigned, naming its key, so a bad value fails
+inside the view instead of at the end of the request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..errors import NotSerializable
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+#: The types of JSON's scalars. A value of exactly one of these is immutable, so a
+#: session holding only such values cannot change without its methods being called.
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+#: Integers this short always encode (Python refuses to print ints past
+#: sys.get_int_max_str_digits(), 4300 digits by default and at least 640).
+SHORT_INT_BITS = 1024
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text; raises TypeError/ValueError/RecursionError for what JSON cannot hold."""
+    return _encoder.encode(value)
+
+
+def only_plain(data: dict[str, Any]) -> bool:
+    """Whether every value is exactly one of PLAIN_TYPES: then a shallow copy of
+    ``data`` is a full copy, and nothing in it can change in place."""
+    return all(type(value) in PLAIN_TYPES for value in data.values())
+
+
+def encode_value(value: Any, key: object) -> str:
+    """JSON for one session value, or NotSerializable naming the key."""
+    try:
+        text = dumps(value)
+        text.encode("utf-8")  # a lone surrogate passes json but not UTF-8
+        return text
+    except (TypeError, ValueError, RecursionError) as exc:  # a cycle: ValueError
+        raise NotSerializable(
+            f"session[{key!r}] cannot be stored: {exc}. Session values must be JSON "
+            "(str, int, float, bool, None, lists and dicts with str keys)",
+            key if isinstance(key, str) else repr(key),
+        ) from None
+
+
+def check_value(value: Any, key: object) -> None:
+    """Raise NotSerializable unless ``value`` can be stored; scalars without encoding them."""
+    kind = type(value)
+    if kind is bool or value is None:
+        return
+    if kind is int:
+        if value.bit_length() > SHORT_INT_BITS:
+            encode_value(value, key)  # too long to print
+        return
+    if kind is str:
+        if not value.isascii():
+            encode_value(value, key)  # a lone surrogate cannot be stored
+        return
+    if kind is float:
+        if not math.isfinite(value):
+            encode_value(value, key)
+        return
+    encode_value(value, key)

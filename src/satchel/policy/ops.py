@@ -1,0 +1,73 @@
+"""The store operations a policy asks for.
+
+Policies are generators: they yield one of these, a runner carries it out on a
+store (synchronously or with ``await``) and sends the result back in; a store's
+exception is thrown back in at the same point. So every session rule is written
+once, for both kinds of runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..stores.base import Version
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """``store.load(key)`` -> Record | None."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """``store.save(key, data, ttl, expected)`` -> the new version, or None on a conflict."""
+
+    key: str
+    data: bytes
+    ttl: int | None
+    expected: Version | None
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """``store.touch(key, ttl)`` -> bool."""
+
+    key: str
+    ttl: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """``store.delete(key)``."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """``store.count()`` -> int | None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Wait ``seconds`` before trying again (a backoff between conflicting writes)."""
+
+    seconds: float
+
+
+Op = Load | Save | Touch | Delete | Count | Pause
+
+#: A policy step: yields operations, receives their results, returns a ``T``.
+Steps = Generator[Op, Any, T]
+
+
+def immediately(value: T) -> Steps[T]:
+    """A step that needs no store: it returns ``value`` at once."""
+    return value
+    yield  # pragma: no cover - the yield makes this a generator

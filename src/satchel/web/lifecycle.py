@@ -1,0 +1,78 @@
+"""One request's session, the same way for every framework.
+
+- Lazy: nothing is parsed, loaded or sent unless the application touches the session.
+- Committed once, at the end of the request (or when the response starts).
+- After an error: with ``cookie_on_exception = true`` (the default) the session is
+  saved as on success, where a response of ours can still carry its cookie; when
+  none can (the application raised before a WSGI response started), only changes
+  that need no new cookie are kept. With ``cookie_on_exception = false`` the
+  request's changes are dropped. Either way a view's ``invalidate()`` holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ..manager import SessionManager
+from ..session import Session
+
+log = logging.getLogger("satchel")
+
+
+class RequestSession:
+    """Opens the request's session on first use and commits it once."""
+
+    __slots__ = ("_cookie_header", "_headers", "_is_secure", "finished", "manager", "session")
+
+    def __init__(
+        self, manager: SessionManager, cookie_header: Callable[[], str | None], is_secure: Callable[[], bool]
+    ) -> None:
+        self.manager = manager
+        self._cookie_header = cookie_header
+        self._is_secure = is_secure
+        self.session: Session | None = None
+        self.finished = False
+        self._headers: list[str] = []
+
+    @property
+    def opened(self) -> bool:
+        """Whether the application touched the session (then responses vary on Cookie)."""
+        return self.session is not None
+
+    def get(self) -> Session:
+        if self.session is None:
+            if self.finished:
+                log.warning("the session was first used after the response started: changes to it are not saved")
+            self.session = self.manager.open_request(self._cookie_header())
+        return self.session
+
+    def finish(self, *, failed: bool = False, cookie_deliverable: bool = True) -> list[str]:
+        """Commit the session (once) and return the Set-Cookie headers to send.
+
+        ``failed``: the application raised or answered with an error it passed on as
+        such. ``cookie_deliverable``: a response of ours will carry the headers.
+        """
+        if self.finished:
+            return self._headers
+        self.finished = True
+        session = self.session
+        if session is None:
+            return []
+        secure = self._is_secure()
+        if failed and not self.manager.settings.cookie_on_exception:
+            headers = self.manager.discard(session, secure)
+        elif not cookie_deliverable and _needs_new_cookie(session):
+            # A new id the client never learns would strand the session.
+            self.manager.discard(session, secure)
+            headers = []
+        else:
+            headers = self.manager.commit(session, secure)
+        if headers and not cookie_deliverable:
+            log.info("the session cookie was not sent: the application raised before its response started")
+        self._headers = headers if cookie_deliverable else []
+        return self._headers
+
+
+def _needs_new_cookie(session: Session) -> bool:
+    return session.loaded is None or session.regenerated_from is not None
