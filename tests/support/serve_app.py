@@ -194,6 +194,25 @@ def incr(request: Any) -> Response:
     return _json(session["count"])
 
 
+def login(request: Any) -> Response:
+    session = _changing(request)
+    session.regenerate_id()
+    session.bind_user(request.params["user"])
+    session["user"] = request.params["user"]
+    return _text("in")
+
+
+def whoami(request: Any) -> Response:
+    return _text(str(request.session.get("user")))
+
+
+def revoke(request: Any) -> Response:
+    from pyramid.interfaces import ISessionFactory
+
+    manager = request.registry.getUtility(ISessionFactory).manager
+    return _json(manager.revoke_user_sessions(request.params["user"]))
+
+
 def ping(request: Any) -> Response:
     return _text("pong")
 
@@ -240,6 +259,9 @@ VIEWS = {
     "peek": peek,
     "dump": dump,
     "incr": incr,
+    "login": login,
+    "whoami": whoami,
+    "revoke": revoke,
     "ping": ping,
     "state": state,
     "held": held,

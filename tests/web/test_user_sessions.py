@@ -120,3 +120,18 @@ def test_logout_and_relogin_keep_the_index_exact(settings: dict[str, Any]) -> No
     assert second.get("/whoami").text == "None"
     assert manager.user_sessions(user) == []
     assert manager.store.load(user_index_key(user)) is None
+
+
+def test_a_login_past_the_limit_ends_the_oldest_session_instead_of_forgetting_it(settings: dict[str, Any]) -> None:
+    from satchel.policy.users import MAX_SESSIONS_PER_USER
+
+    app = make(settings)
+    user = f"user-{secrets.token_hex(4)}"
+    first = TestApp(app.app)
+    first.get("/login", params={"user": user})
+    for _ in range(MAX_SESSIONS_PER_USER):
+        TestApp(app.app).get("/login", params={"user": user})
+    assert first.get("/whoami").text == "None", "the oldest session was ended, not left live and unindexed"
+    manager: SessionManager = app.app.registry.getUtility(ISessionFactory).manager
+    assert len(manager.user_sessions(user)) == MAX_SESSIONS_PER_USER
+    assert manager.revoke_user_sessions(user) == MAX_SESSIONS_PER_USER

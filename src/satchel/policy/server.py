@@ -48,7 +48,7 @@ class ServerSessions:
         self.signer = Signer(settings.secrets)
         self.timeouts = Timeouts(settings)
         self.limit = RecordLimit(settings.store.max_records, clock, store_name)
-        self.users = UserIndex(settings.merge_retries, settings.absolute_timeout, clock)
+        self.users = UserIndex(settings.absolute_timeout, clock)
         self.outages = OutageLog(clock)
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
 
@@ -151,25 +151,19 @@ class ServerSessions:
     def _commit(self, session: Session, secure_request: bool) -> Steps[str | None]:
         yield from self._end_invalidated(session)
         loaded = session.loaded
-        if loaded is None:
-            header = yield from self._save_new_id(session, secure_request)
-            if session.user_id is not None and session.loaded is not None:
-                yield from self._index(session.user_id, add=store_key(session.id), remove=None)
-            return header
-        old_id, old_user = session.regenerated_from or session.id, loaded.user
-        if session.regenerated_from is None:
+        old_user = loaded.user if loaded is not None else None
+        old_key = store_key(session.regenerated_from or session.id) if loaded is not None else None
+        user = session.user_id
+        if user is not None and (user != old_user or session.regenerated_from is not None):
+            # Indexed before it is written: a login "log out everywhere" would miss
+            # fails instead (the index raises when it cannot be written).
+            yield from self.users.update(user, add=store_key(session.id), remove=old_key if old_user == user else None)
+        if loaded is not None and session.regenerated_from is None:
             header = yield from self._save_loaded(session, secure_request)
         else:
             header = yield from self._save_new_id(session, secure_request)
-        user, new_id = session.user_id, session.id if session.loaded is not None else None
-        if user == old_user and new_id == old_id:
-            return header
-        old_key, new_key = store_key(old_id), store_key(new_id) if new_id is not None else None
         if old_user is not None and old_user != user:
             yield from self._index(old_user, add=None, remove=old_key)
-        if user is not None and new_key is not None:
-            # Same user under a new id (a login's regenerate_id): one index write.
-            yield from self._index(user, add=new_key, remove=old_key if old_user == user else None)
         return header
 
     def _index(self, user: str, add: str | None, remove: str | None) -> Steps[None]:
