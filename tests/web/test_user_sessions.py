@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from pyramid.config import Configurator
 from pyramid.interfaces import ISessionFactory
 from pyramid.response import Response
 from webtest import TestApp
 
 from satchel.manager import SessionManager, user_index_key
-from tests.support import services
 from tests.support.apps import SECRET
 
 
@@ -49,47 +45,8 @@ def make(settings: dict[str, Any]) -> TestApp:
         return TestApp(config.make_wsgi_app())
 
 
-STORES = ["memory", "file", "sqlite", "postgresql", "mariadb", "redis", "rediscluster", "memcached"]
-
-
-@pytest.fixture(params=STORES)
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    name = request.param
-    prefix = f"t{secrets.token_hex(4)}:"
-    table = f"satchel_users_{secrets.token_hex(4)}"
-    if name == "memory":
-        yield {"session.type": "memory"}
-    elif name == "file":
-        yield {"session.type": "file", "session.data_dir": str(tmp_path / "d")}
-    elif name == "sqlite":
-        yield {"session.type": "ext:database", "session.url": f"sqlite:///{tmp_path / 's.db'}"}
-    elif name in ("postgresql", "mariadb"):
-        url = services.POSTGRES_URL if name == "postgresql" else services.MARIADB_URL
-        services.need_port("127.0.0.1", 5432 if name == "postgresql" else 3306, name)
-        yield {"session.type": "ext:database", "session.url": url, "session.table_name": table}
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sqlalchemy.text(f"DROP TABLE IF EXISTS {table}"))
-        engine.dispose()
-    elif name == "redis":
-        services.need_port("127.0.0.1", 6379, "Redis")
-        yield {"session.type": "ext:redis", "session.url": services.REDIS_URL, "session.key_prefix": prefix}
-    elif name == "rediscluster":
-        port = services.REDIS_CLUSTER_PORTS[0]
-        services.need_port("127.0.0.1", port, "Redis Cluster")
-        urls = " ".join(f"redis://127.0.0.1:{p}" for p in services.REDIS_CLUSTER_PORTS)
-        yield {"session.type": "ext:rediscluster", "session.urls": urls, "session.key_prefix": prefix}
-    else:
-        for server in services.MEMCACHED_SERVERS.split(";"):
-            host, _, port = server.partition(":")
-            services.need_port(host, int(port), "memcached")
-        yield {"session.type": "ext:memcached", "session.url": services.MEMCACHED_SERVERS, "session.key_prefix": prefix}
-
-
-def test_log_out_everywhere_else(settings: dict[str, Any]) -> None:
-    app = make(settings)
+def test_log_out_everywhere_else(store_settings: dict[str, Any]) -> None:
+    app = make(store_settings)
     user = f"user-{secrets.token_hex(4)}"
     browsers = [TestApp(app.app) for _ in range(3)]
     for browser in browsers:
@@ -105,8 +62,8 @@ def test_log_out_everywhere_else(settings: dict[str, Any]) -> None:
     assert len(manager.user_sessions(user)) == 1
 
 
-def test_logout_and_relogin_keep_the_index_exact(settings: dict[str, Any]) -> None:
-    app = make(settings)
+def test_logout_and_relogin_keep_the_index_exact(store_settings: dict[str, Any]) -> None:
+    app = make(store_settings)
     user = f"user-{secrets.token_hex(4)}"
     manager: SessionManager = app.app.registry.getUtility(ISessionFactory).manager
     first, second = TestApp(app.app), TestApp(app.app)
@@ -122,10 +79,10 @@ def test_logout_and_relogin_keep_the_index_exact(settings: dict[str, Any]) -> No
     assert manager.store.load(user_index_key(user)) is None
 
 
-def test_a_login_past_the_limit_ends_the_oldest_session_instead_of_forgetting_it(settings: dict[str, Any]) -> None:
+def test_a_login_past_the_limit_ends_the_oldest_session(store_settings: dict[str, Any]) -> None:
     from satchel.policy.users import MAX_SESSIONS_PER_USER
 
-    app = make(settings)
+    app = make(store_settings)
     user = f"user-{secrets.token_hex(4)}"
     first = TestApp(app.app)
     first.get("/login", params={"user": user})
