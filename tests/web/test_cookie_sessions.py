@@ -493,7 +493,7 @@ def test_truncated_cookie(mode: dict[str, str], security_lines: Lines) -> None:
     value = value_of(manager.commit(session)[0])
     for cut in (len(value) - 1, len(value) - 3, len(value) // 2, 3):
         assert dict(manager.open_request(f"sid={value[:cut]}")) == {}
-    assert len(security_lines()) == 4
+    assert len(security_lines()) == 3  # the first three of an interval in full, the rest counted
 
 
 def test_non_canonical_base64_is_refused(security_lines: Lines) -> None:
@@ -866,7 +866,7 @@ def test_chunks_of_two_sessions_do_not_mix(mode: dict[str, str], security_lines:
     for mixed in ([a[0], b[1], a[2]], [b[0], a[1], a[2]], [a[0], b[1], b[2]], swapped):
         header = f"sid={mixed[0]}; sid.1={mixed[1]}; sid.2={mixed[2]}"
         assert dict(manager.open_request(header)) == {}
-    assert len(security_lines()) == 4
+    assert len(security_lines()) == 3  # the first three of an interval in full, the rest counted
     assert manager.open_request(f"sid={b[0]}; sid.1={b[1]}; sid.2={b[2]}")["blob"]
 
 

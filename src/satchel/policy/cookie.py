@@ -34,6 +34,7 @@ from ..codecs.sealing import EncryptedSealer, Sealer, SignedSealer
 from ..errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
 from ..session import Loaded, Session
 from ..settings import SessionSettings
+from ..throttled import ThrottledLog
 from . import cookies
 from .ops import Steps, immediately
 from .timeouts import Timeouts
@@ -61,9 +62,11 @@ _COUNT = re.compile(r"[1-9][0-9]{0,2}")
 class Rejected(Exception):
     """Why a cookie was refused; ``level`` is the log level for the one security line."""
 
-    def __init__(self, reason: str, level: int = logging.WARNING) -> None:
-        super().__init__(reason)
+    def __init__(self, message: str, level: int = logging.WARNING, reason: str = "refused") -> None:
+        super().__init__(message)
         self.level = level
+        #: The short label the refusal is counted under in the aggregated log.
+        self.reason = reason
 
 
 @dataclass(slots=True)
@@ -83,6 +86,8 @@ class CookieSessions:
         self.clock = clock
         self.session_class = session_class
         self.timeouts = Timeouts(settings)
+        #: Refused cookies, aggregated: a flood costs a bounded volume of log.
+        self.refused = ThrottledLog(security_log, "session cookies refused", clock=clock)
         if settings.timeout is None and settings.absolute_timeout is None:
             log.warning(
                 "session.type = cookie without session.timeout or session.absolute_timeout: "
@@ -246,7 +251,9 @@ class CookieSessions:
             return self._fresh()
         if 0 not in chunks:
             # Chunk cookies without their head; deleted when the response is built.
-            security_log.warning(
+            self.refused.event(
+                logging.WARNING,
+                "chunks without head",
                 "session cookie refused: chunk cookies %s arrived without %s; starting a new session",
                 ", ".join(self._chunk_name(k) for k in sorted(chunks)),
                 self.settings.cookie.name,
@@ -256,10 +263,12 @@ class CookieSessions:
             created, issued, body_bytes = self._verify(chunks, self.clock())
             body = decode_body(body_bytes)
         except Rejected as exc:
-            security_log.log(exc.level, "session cookie refused: %s; starting a new session", exc)
+            self.refused.event(exc.level, exc.reason, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
         except BadData as exc:
-            security_log.warning("session cookie refused: %s; starting a new session", exc)
+            self.refused.event(
+                logging.WARNING, "undecodable", "session cookie refused: %s; starting a new session", exc
+            )
             return self._fresh(chunks)
         session = self.session_class(
             body.data,
@@ -308,9 +317,12 @@ class CookieSessions:
             raise Rejected(
                 f"expired: started {now - created:.0f} s ago, absolute_timeout is {self.timeouts.absolute}",
                 logging.INFO,
+                "expired",
             )
         if self.timeouts.idle_expired(issued, now):
-            raise Rejected(f"expired: issued {now - issued:.0f} s ago, timeout is {self.timeouts.idle}", logging.INFO)
+            raise Rejected(
+                f"expired: issued {now - issued:.0f} s ago, timeout is {self.timeouts.idle}", logging.INFO, "expired"
+            )
 
     # -- committing -------------------------------------------------------------------
 

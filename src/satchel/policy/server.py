@@ -15,6 +15,7 @@ from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
 from ..settings import SessionSettings
+from ..throttled import ThrottledLog
 from . import cookies
 from .limits import RecordLimit
 from .merge import merge
@@ -39,9 +40,7 @@ class ServerSessions:
     """The rules of server-side sessions: ids, signing, timeouts, renewal, merging,
     the record cap and the user index."""
 
-    def __init__(
-        self, settings: SessionSettings, clock: Clock, session_class: type[Session], store_name: str
-    ) -> None:
+    def __init__(self, settings: SessionSettings, clock: Clock, session_class: type[Session], store_name: str) -> None:
         self.settings = settings
         self.clock = clock
         self.session_class = session_class
@@ -50,6 +49,8 @@ class ServerSessions:
         self.limit = RecordLimit(settings.store.max_records, clock, store_name)
         self.users = UserIndex(settings.absolute_timeout, clock)
         self.outages = OutageLog(clock)
+        #: Bad cookies and records, aggregated: a flood costs a bounded volume of log.
+        self.refused = ThrottledLog(security_log, "session cookies or records refused", clock=clock)
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
 
     # -- opening ------------------------------------------------------------------
@@ -64,7 +65,9 @@ class ServerSessions:
             return self.session_class()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
-            security_log.warning("session cookie with a bad signature; starting a new session")
+            self.refused.event(
+                logging.WARNING, "bad signature", "session cookie with a bad signature; starting a new session"
+            )
             return self.session_class(had_cookie=True)
         try:
             loaded = yield from self.load(session_id)
@@ -95,7 +98,9 @@ class ServerSessions:
             created, accessed, body_bytes = split_record(record.data)
             body = decode_body(body_bytes)
         except BadData as exc:
-            security_log.warning("stored session record is corrupt (%s); starting a new session", exc)
+            self.refused.event(
+                logging.WARNING, "corrupt record", "stored session record is corrupt (%s); starting a new session", exc
+            )
             if self.settings.invalidate_corrupt:
                 yield Delete(key)
             return None
@@ -249,7 +254,9 @@ class ServerSessions:
             try:
                 found = yield from self._latest(key)
             except BadData:
-                security_log.warning("stored session record became corrupt; dropping it")
+                self.refused.event(
+                    logging.WARNING, "corrupt record", "stored session record became corrupt; dropping it"
+                )
                 session.loaded = None
                 return False
             if found is None:
