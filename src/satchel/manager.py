@@ -82,7 +82,7 @@ class SessionManager:
         self.signer = Signer(settings.secrets)
         self.session_class = session_class
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
-        self._record_cap = settings.store.max_records if not settings.client_side else None
+        self._record_cap = settings.max_records if not settings.client_side else None
         self._counted_at = -COUNT_REFRESH_SECONDS
         self._known_count: int | None = None
         self._cap_logged_at = -COUNT_REFRESH_SECONDS

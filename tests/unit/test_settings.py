@@ -63,10 +63,17 @@ def test_every_beaker_session_option_is_accepted(tmp_path: Path) -> None:
     assert parsed.timeout == 3600
     assert parsed.invalidate_corrupt is False
     assert parsed.cookie_on_exception is False
-    assert parsed.store.urls == ("a:1", "b:2")
-    assert parsed.store.sa_options == {"pool_recycle": "3600"}
-    assert parsed.store.table_name == "sessions"
+    assert parsed.store.options == {"data_dir": str(tmp_path / "d"), "lock_dir": str(tmp_path / "l")}
     assert any("encrypt_nonce_bits" in w for w in parsed.warnings)
+    for other_stores_option in ("url", "urls", "memcache_module", "table_name", "schema_name", "sa.pool_recycle"):
+        assert f"session.{other_stores_option} has no effect with session.type = file" in parsed.warnings
+
+
+def test_options_of_the_chosen_store_are_coerced_by_the_store() -> None:
+    parsed = parse(type="ext:database", url="sqlite://", table_name=" sessions ", **{"sa.pool_recycle": "3600"})
+    assert parsed.store.type == "sql"
+    assert parsed.store.options == {"url": "sqlite://", "table_name": "sessions", "sa": {"pool_recycle": "3600"}}
+    assert parsed.warnings == ()
 
 
 def test_beaker_prefix_is_accepted() -> None:
