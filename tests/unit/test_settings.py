@@ -328,7 +328,7 @@ def test_store_settings_have_no_effect_on_cookie_sessions() -> None:
 
 
 def test_a_store_refuses_its_own_options_bad_values() -> None:
-    with pytest.raises(ConfigurationError, match="session.memcache_module = pylibmc: satchel talks to memcached"):
+    with pytest.raises(ConfigurationError, match=r"session\.memcache_module = pylibmc: satchel talks to memcached"):
         parse(type="ext:memcached", url="127.0.0.1:11211", memcache_module="pylibmc")
 
 
