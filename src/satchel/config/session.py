@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import stores
 from ..errors import ConfigurationError
-from .beaker import GONE, store_name
+from .beaker import store_name
 from .coerce import (
     MAX_SECONDS,
     Coercer,
@@ -216,7 +216,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
     values = split.own
     warnings += split.warnings
     warnings += _compatibility_warnings(values, shown, store_type)
-    secrets = _secrets(values, shown, warnings)
+    secrets = _secrets(values, shown)
     cookie = CookieConfig(**{_COOKIE_FIELDS[k]: v for k, v in values.items() if k in _COOKIE_FIELDS})
     if cookie.samesite == "None" and cookie.secure is False:
         warnings.append(f"{shown}samesite = None needs {shown}secure = true; browsers drop the cookie otherwise")
@@ -236,10 +236,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
 
 def _store(type_name: str, shown: str, warnings: list[str]) -> tuple[str, type[Store] | None]:
     """The store's name and class (None for cookie sessions, which have no store)."""
-    lowered = type_name.lower()
-    if lowered in GONE:
-        raise ConfigurationError(f"{shown}type = {lowered}: {GONE[lowered]}", shown + "type")
-    if lowered == "dbm":
+    if type_name.lower() == "dbm":
         warnings.append(f"{shown}type = dbm is served by satchel's file store")
     name = store_name(type_name)
     if name == "cookie":
@@ -278,7 +275,7 @@ def check_secret(secrets: tuple[str, ...], key: str) -> None:
             )
 
 
-def _secrets(values: Mapping[str, Any], shown: str, warnings: list[str]) -> tuple[str, ...]:
+def _secrets(values: Mapping[str, Any], shown: str) -> tuple[str, ...]:
     """``secret`` (Beaker's older name: ``validate_key``), present and strong; the keys too."""
     secrets: tuple[str, ...] = values.get("secret", ())
     key = shown + "secret"

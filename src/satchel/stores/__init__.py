@@ -42,10 +42,10 @@ def store_class(name: str, *, setting: str = "session.type") -> type[Store]:
         raise ConfigurationError(f"{setting} = {text}: {GONE[text.lower()]}", setting)
     if ":" in text:
         return _checked(_import(text, setting), text, setting)
-    found = entry_points(group=ENTRY_POINT_GROUP).select(name=text)
-    for entry_point in found:
-        return _checked(_load(entry_point.load, text, setting), text, setting)
-    raise _not_a_store(text, setting)
+    entry_point = next(iter(entry_points(group=ENTRY_POINT_GROUP).select(name=text)), None)
+    if entry_point is None:
+        raise _not_a_store(text, setting)
+    return _checked(_load(entry_point.load, text, setting), text, setting)
 
 
 def _built_in(name: str, setting: str) -> type[Store]:
