@@ -86,7 +86,7 @@ class SessionManager:
             self.store: Store | None = None
             self.policy = CookieSessions(settings, clock, session_class)
         else:
-            self.store = store if store is not None else open_store(settings.store)
+            self.store = store if store is not None else open_store(settings.store, clock=clock)
             self.policy = ServerSessions(settings, clock, session_class, self.store.name)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 

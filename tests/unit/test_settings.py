@@ -63,10 +63,17 @@ def test_every_beaker_session_option_is_accepted(tmp_path: Path) -> None:
     assert parsed.timeout == 3600
     assert parsed.invalidate_corrupt is False
     assert parsed.cookie_on_exception is False
-    assert parsed.store.urls == ("a:1", "b:2")
-    assert parsed.store.sa_options == {"pool_recycle": "3600"}
-    assert parsed.store.table_name == "sessions"
+    assert parsed.store.options == {"data_dir": str(tmp_path / "d"), "lock_dir": str(tmp_path / "l")}
     assert any("encrypt_nonce_bits" in w for w in parsed.warnings)
+    for other_stores_option in ("url", "urls", "memcache_module", "table_name", "schema_name", "sa.pool_recycle"):
+        assert f"session.{other_stores_option} has no effect with session.type = file" in parsed.warnings
+
+
+def test_options_of_the_chosen_store_are_coerced_by_the_store() -> None:
+    parsed = parse(type="ext:database", url="sqlite://", table_name=" sessions ", **{"sa.pool_recycle": "3600"})
+    assert parsed.store.type == "sql"
+    assert parsed.store.options == {"url": "sqlite://", "table_name": "sessions", "sa": {"pool_recycle": "3600"}}
+    assert parsed.warnings == ()
 
 
 def test_beaker_prefix_is_accepted() -> None:
@@ -252,3 +259,80 @@ def test_max_cookies_is_bounded_by_what_can_be_read_back() -> None:
     assert parse(max_cookies="64").max_cookies == 64
     with pytest.raises(ConfigurationError, match="at most 64"):
         parse(max_cookies="70")
+
+
+@pytest.mark.parametrize("timeout", [1, 2, 5, 10, 11, 119])
+def test_any_timeout_is_accepted_with_the_default_renew_interval(timeout: int) -> None:
+    parsed = parse(timeout=str(timeout))
+    assert parsed.timeout == timeout
+    assert 0 <= parsed.renew_interval < timeout
+
+
+def test_timeout_of_one_second_is_never_renewed_by_reading() -> None:
+    assert parse(timeout="1").renew_interval == 0
+    assert parse(timeout="2").renew_interval == 1
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        {"absolute_timeout": "1"},
+        {"absolute_timeout": "60"},
+        {"renew_interval": "1199"},
+        {"timeout": "1"},
+        {"timeout": "none", "renew_interval": "5000"},
+        {"save_accessed_time": "false", "timeout": "1"},
+    ],
+)
+def test_defaults_never_refuse_what_was_written(written: dict[str, str]) -> None:
+    parse(**written)
+
+
+def test_an_absolute_timeout_alone_shortens_the_default_idle_timeout() -> None:
+    parsed = parse(absolute_timeout="60")
+    assert (parsed.timeout, parsed.absolute_timeout) == (60, 60)
+    assert parsed.renew_interval < 60
+
+
+def test_a_renew_interval_past_the_default_timeout_says_it_is_the_default() -> None:
+    with pytest.raises(ConfigurationError, match=r"session.timeout \(1200, the default\)"):
+        parse(renew_interval="1200")
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("secrte", "secret"), ("sceret", "secret"), ("secure_", "secure"), ("timout", "timeout"), ("urll", "url")],
+)
+def test_unknown_key_suggests_the_name_it_most_likely_meant(typo: str, meant: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"unknown setting session.{typo}; did you mean session.{meant}\?"):
+        parse(**{typo: "1"})
+
+
+def test_a_store_setting_the_chosen_store_does_not_read_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="satchel.settings"):
+        parsed = parse(url="redis://127.0.0.1/0", key_prefix="app:")
+    expected = [
+        "session.url has no effect with session.type = memory",
+        "session.key_prefix has no effect with session.type = memory",
+    ]
+    assert list(parsed.warnings) == expected
+    assert [r.getMessage() for r in caplog.records] == expected
+    assert parsed.store.options == {}
+
+
+def test_store_settings_have_no_effect_on_cookie_sessions() -> None:
+    parsed = parse(type="cookie", data_dir="/tmp/nowhere")
+    assert parsed.client_side
+    assert parsed.store.cls is None
+    assert "session.data_dir has no effect with session.type = cookie" in parsed.warnings
+
+
+def test_a_store_refuses_its_own_options_bad_values() -> None:
+    with pytest.raises(ConfigurationError, match=r"session\.memcache_module = pylibmc: satchel talks to memcached"):
+        parse(type="ext:memcached", url="127.0.0.1:11211", memcache_module="pylibmc")
+
+
+def test_max_records_caps_the_session_and_sizes_the_memory_store() -> None:
+    parsed = parse(max_records="5")
+    assert parsed.max_records == 5
+    assert parsed.store.options == {"max_records": 5}

@@ -176,3 +176,24 @@ def as_cookie_expires(value: Any, key: str) -> str | _dt.timedelta | _dt.datetim
         f"a number of seconds or an ISO date, not {value!r}",
         key,
     )
+
+
+def as_memcache_module(value: Any, key: str) -> str | None:
+    """Beaker's choice of memcached client: satchel talks to memcached through pymemcache only."""
+    name = as_optional_str(value, key)
+    if name not in (None, "pymemcache", "auto"):
+        raise ConfigurationError(
+            f"{key} = {name}: satchel talks to memcached through pymemcache; remove the setting", key
+        )
+    return name
+
+
+def as_mapping(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{key} must be a mapping, not {type(value).__name__}", key)
+    return dict(value)
+
+
+def as_is(value: Any, key: str) -> Any:
+    """For objects only Python settings can give (an Engine, a client)."""
+    return value

@@ -46,7 +46,7 @@ class ServerSessions:
         self.session_class = session_class
         self.signer = Signer(settings.secrets)
         self.timeouts = Timeouts(settings)
-        self.limit = RecordLimit(settings.store.max_records, clock, store_name)
+        self.limit = RecordLimit(settings.max_records, clock, store_name)
         self.users = UserIndex(settings.absolute_timeout, clock)
         self.outages = OutageLog(clock)
         #: Bad cookies and records, aggregated: a flood costs a bounded volume of log.

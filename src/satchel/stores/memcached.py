@@ -71,9 +71,11 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
+from ..clock import Clock, system_clock
+from ..config.coerce import Coercer, as_bool, as_memcache_module, as_optional_str, as_str, as_words, uncommented
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Version, VersionedStore, check_key
@@ -555,3 +557,17 @@ class MemcachedStore(VersionedStore):
     def close(self) -> None:
         for server in self._servers.values():
             server.close()
+
+    # -- settings by name: until this store builds itself from its options ----------
+
+    options: ClassVar[Mapping[str, Coercer]] = {
+        "url": as_optional_str,
+        "urls": as_words,
+        "key_prefix": as_str,
+        "memcached_meta": uncommented(as_bool),
+        "memcache_module": uncommented(as_memcache_module),
+    }
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> MemcachedStore:
+        return cls.from_settings(StoreSettings.of(cls.name, options))

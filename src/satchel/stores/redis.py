@@ -82,10 +82,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeGuard
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import urlsplit
 
+from ..clock import Clock, system_clock
+from ..config.coerce import Coercer, as_optional_str, as_str, as_words
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Version, VersionedStore, check_key
@@ -584,6 +586,14 @@ class RedisStore(_RedisBase):
         )
         return cls(client, settings.key_prefix, settings.address)
 
+    # -- settings by name: until this store builds itself from its options ----------
+
+    options: ClassVar[Mapping[str, Coercer]] = {"url": as_optional_str, "key_prefix": as_str}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> RedisStore:
+        return cls.from_settings(StoreSettings.of(cls.name, options))
+
 
 class RedisClusterStore(_RedisBase):
     """A Redis Cluster, found through one or more startup nodes.
@@ -626,6 +636,14 @@ class RedisClusterStore(_RedisBase):
             )
 
         return cls(connect, settings.key_prefix, settings.address)
+
+    # -- settings by name: until this store builds itself from its options ----------
+
+    options: ClassVar[Mapping[str, Coercer]] = {"url": as_optional_str, "urls": as_words, "key_prefix": as_str}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> RedisClusterStore:
+        return cls.from_settings(StoreSettings.of(cls.name, options))
 
 
 __all__ = ["DEFAULT_PREFIX", "RedisClusterStore", "RedisStore"]

@@ -43,8 +43,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from ..clock import Clock, system_clock
+from ..config.coerce import Coercer, as_is, as_mapping, as_optional_str, as_str
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
 from .base import Record, Version, VersionedStore, check_key
@@ -651,3 +653,17 @@ class SQLStore(VersionedStore):
         """Dispose of the engine if the store created it; an application's engine stays open."""
         if self._owns_engine:
             self.engine.dispose()
+
+    # -- settings by name: until this store builds itself from its options ----------
+
+    options: ClassVar[Mapping[str, Coercer]] = {
+        "url": as_optional_str,
+        "table_name": as_str,
+        "schema_name": as_optional_str,
+        "sa": as_mapping,
+        "bind": as_is,
+    }
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> SQLStore:
+        return cls.from_settings(StoreSettings.of(cls.name, options))

@@ -1,0 +1,185 @@
+"""What every command shares: output, reading the application's settings, opening its store."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    CACHE_PREFIXES,
+    SESSION_PREFIXES,
+    IniSection,
+    SessionConfig,
+    StoreConfig,
+    find_section,
+    parse_cache_settings,
+    parse_session_settings,
+    section_settings,
+)
+from ..errors import SatchelError
+from ..stores import Store, open_store
+
+
+class CommandError(SatchelError):
+    """A request the command cannot carry out; the message says why."""
+
+
+def out(text: str) -> None:
+    print(text, file=sys.stdout)
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def settings_warnings() -> Iterator[list[str]]:
+    """The warnings the settings parsers log, collected for the command to print itself."""
+    logger = logging.getLogger("satchel.settings")
+    messages: list[str] = []
+    handler = _Collect(messages)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+@contextmanager
+def log_to_stderr() -> Iterator[None]:
+    """satchel's own warnings (a corrupt record, ...) go to stderr while a command runs."""
+    logger = logging.getLogger("satchel")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+# -- the application's settings ---------------------------------------------------------
+
+
+def ini_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("file", metavar="FILE.ini", help="the application's INI file")
+    parser.add_argument(
+        "--section",
+        metavar="SECTION",
+        help="the section to read, e.g. app:main or filter:satchel "
+        "(default: [app:main], or the section that configures satchel)",
+    )
+    return parser
+
+
+def load(args: argparse.Namespace) -> tuple[IniSection, dict[str, str]]:
+    section = find_section(args.file, args.section)
+    return section, section_settings(section)
+
+
+def has(settings: Mapping[str, Any], prefixes: tuple[str, ...]) -> bool:
+    return any(key.startswith(prefixes) for key in settings)
+
+
+def has_sessions(settings: Mapping[str, Any]) -> bool:
+    return has(settings, SESSION_PREFIXES)
+
+
+def has_cache(settings: Mapping[str, Any]) -> bool:
+    return has(settings, CACHE_PREFIXES)
+
+
+def session_config(section: IniSection, settings: Mapping[str, Any]) -> SessionConfig:
+    if not has_sessions(settings):
+        raise CommandError(f"[{section.name}] in {section.path} has no session.* settings")
+    with settings_warnings():
+        return parse_session_settings(settings)
+
+
+def open_session_store(config: SessionConfig, purpose: str) -> Store:
+    """The application's store, refused where the command would find nothing or create it."""
+    store = config.store
+    if config.client_side:
+        raise CommandError(
+            f"session.type = cookie keeps each session in the browser's cookie: there is no store to {purpose}"
+        )
+    if store.type == "memory":
+        raise CommandError(
+            "session.type = memory keeps sessions inside each application process: "
+            f"the satchel command cannot {purpose} them"
+        )
+    data_dir = store.options.get("data_dir")
+    if store.type == "file" and data_dir and not Path(data_dir).is_dir():
+        # Opening the file store would create it; an empty new directory would hide a typo.
+        raise CommandError(f"session.data_dir {data_dir} does not exist (has the application run with this file?)")
+    if store.type == "sql":
+        _require_table(store)
+    return open_store(store)
+
+
+#: The SQL store's table unless session.table_name names another.
+SQL_TABLE = "satchel_sessions"
+
+
+def _require_table(store: StoreConfig) -> None:
+    """Opening the SQL store would create its table; a new empty table would hide a typo."""
+    import sqlalchemy as sa
+
+    from ..stores.sql import create_engine
+
+    options = dict(store.options.get("sa") or {})
+    url = store.options.get("url") or options.pop("url", None)
+    options.pop("url", None)
+    given = store.options.get("bind")
+    engine = given if given is not None else create_engine(str(url), options, store.address)
+    table = store.options.get("table_name") or SQL_TABLE
+    try:
+        exists = sa.inspect(engine).has_table(table, schema=store.options.get("schema_name"))
+    except sa.exc.SQLAlchemyError as exc:
+        raise CommandError(f"cannot reach the sql store at {store.address}: {exc}") from exc
+    finally:
+        if given is None:
+            engine.dispose()
+    if not exists:
+        raise CommandError(
+            f"session.table_name {table} does not exist at {store.address} (has the application run with this file?)"
+        )
+
+
+def missing_cache_dirs(settings: Mapping[str, Any]) -> list[str]:
+    """File regions whose data_dir does not exist: building them would create it."""
+    regions = parse_cache_settings(settings).regions
+    return [
+        f"cache region {name}: data_dir {config.data_dir} does not exist (has the application run with this file?)"
+        for name, config in sorted(regions.items())
+        if config.type == "file" and config.data_dir and not Path(config.data_dir).is_dir()
+    ]
+
+
+def regions_builder() -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """``satchel.cache.regions_from_settings``; its driver (dogpile.cache) is an extra."""
+    try:
+        module = importlib.import_module("satchel.cache")
+    except ModuleNotFoundError as exc:
+        raise CommandError(f'satchel.cache needs {exc.name}: pip install "satchel[cache]"') from None
+    build: Callable[[Mapping[str, Any]], Mapping[str, Any]] = module.regions_from_settings
+    return build
