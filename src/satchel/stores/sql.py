@@ -29,8 +29,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,7 +313,8 @@ class SQLStore(Store):
         self.statements = Statements.for_table(self.table, engine.dialect.name)
         self._address = engine.url.render_as_string(hide_password=True)
         self._owns_engine = owns_engine
-        self._autocommit = autocommit
+        # In autocommit mode a statement is its own transaction: no BEGIN and COMMIT.
+        self._transaction = engine.connect if autocommit else engine.begin
         #: MariaDB/MySQL's max_allowed_packet: the largest statement the server takes.
         self.packet_limit: int | None = None
         # A shared in-memory SQLite connection must not interleave two transactions.
@@ -378,34 +379,20 @@ class SQLStore(Store):
             return _DuplicateKey(f"duplicate key in the sql store at {self._address}")
         if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
             return _Disconnected(str(self._unavailable(exc)), self.name, self._address)
-        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
-            return self._unavailable(exc)
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)):
+            return self._unavailable(exc)  # refused, unknown host, bad login, pool exhausted, ...
         return StoreError(f"the sql store at {self._address} failed: {_reason(exc)}")
 
-    @contextmanager
-    def _connection(self) -> Iterator[sa.Connection]:
-        """A connection for one short transaction (the statement itself, in autocommit
-        mode); SQLAlchemy's errors while it runs are left to the caller."""
+    def _execute(self, statement: sa.Executable, params: Mapping[str, Any], fetch: bool) -> Any:
+        """Run one statement in a transaction of its own: its first row (or None) if
+        ``fetch``, else how many rows it changed."""
         with self._serial:
             try:
-                connection = self.engine.connect()
-            except sa.exc.SQLAlchemyError as exc:  # refused, unknown host, bad login, pool exhausted
-                raise self._unavailable(exc) from exc
-            with connection:
-                if self._autocommit:
-                    yield connection
-                else:
-                    with connection.begin():
-                        yield connection
-
-    def _execute(self, statement: sa.Executable, params: Mapping[str, Any], fetch: bool) -> Any:
-        """Run one statement: its first row (or None) if ``fetch``, else how many rows it changed."""
-        try:
-            with self._connection() as connection:
-                result = connection.execute(statement, params)
-                return result.first() if fetch else result.rowcount
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._failure(exc) from exc
+                with self._transaction() as connection:
+                    result = connection.execute(statement, params)
+                    return result.first() if fetch else result.rowcount
+            except sa.exc.SQLAlchemyError as exc:
+                raise self._failure(exc) from exc
 
     def _run(self, statement: sa.Executable, params: Mapping[str, Any], fetch: bool = False, size: int = 0) -> Any:
         """:meth:`_execute`; if its pooled connection turned out to be dead, once more
@@ -428,17 +415,19 @@ class SQLStore(Store):
         return self._execute(statement, params, fetch)
 
     def _open_table(self) -> None:
-        try:
-            with self._connection() as connection:
-                self._prepare(connection)
-                return
-        except sa.exc.SQLAlchemyError:
-            pass  # another process may have created the table between our look and our CREATE
-        try:
-            with self._connection() as connection:
-                self._prepare(connection)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._failure(exc) from exc
+        with self._serial:
+            for last in (False, True):
+                try:
+                    with self._transaction() as connection:
+                        self._prepare(connection)
+                    return
+                except sa.exc.DBAPIError as exc:
+                    # A statement that failed may be a CREATE racing another process's:
+                    # look again. A connection that failed fails again.
+                    if last or exc.statement is None:
+                        raise self._failure(exc) from exc
+                except sa.exc.SQLAlchemyError as exc:
+                    raise self._failure(exc) from exc
 
     def _prepare(self, connection: sa.Connection) -> None:
         """Create the table if missing, refuse one of another layout, and learn
