@@ -84,6 +84,13 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _while_running(exc: BaseException) -> bool:
+    """Whether satchel's ``exc`` comes from a statement the server was sent (a failure
+    to connect has none)."""
+    cause = exc.__cause__
+    return isinstance(cause, sa.exc.DBAPIError) and cause.statement is not None
+
+
 def _as_sa_options(value: Any, key: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -406,7 +413,7 @@ class SQLStore(Store):
         try:
             return self._execute(statement, params, fetch)
         except StoreUnavailable as exc:
-            if self._may_exceed_packet(size):
+            if self._may_exceed_packet(size) and _while_running(exc):
                 # MariaDB/MySQL refuse a statement over max_allowed_packet and hang
                 # up: the same statement would only fail again.
                 raise StoreError(self._too_large(size, "may be")) from exc
