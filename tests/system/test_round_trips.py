@@ -253,4 +253,5 @@ def test_renewal_adds_exactly_one_touch(subject: Subject) -> None:
 
 def test_pop_then_change_is_three_round_trips(subject: Subject) -> None:
     trips = subject.meter.during(lambda: subject.app.get("/add", {"k": "x", "pop": "1"}))
-    assert trips.count == 3, trips
+    # memcached does not tell the version a write made: the second write reads the record first.
+    assert trips.count == (4 if subject.meter.name == "memcached" else 3), trips
