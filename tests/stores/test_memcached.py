@@ -25,7 +25,14 @@ from pymemcache.client.base import Client
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
-from satchel.stores.memcached import MAX_KEY_BYTES, MemcachedStore, expiry, parse_servers, written
+from satchel.stores.memcached import (
+    MAX_KEY_BYTES,
+    MemcachedStore,
+    expiry,
+    open_servers,
+    parse_servers,
+    written,
+)
 from tests.support.contract import StoreContract, assert_fork_safe, new_key
 from tests.support.services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
 
@@ -130,6 +137,26 @@ def test_a_second_write_in_a_row_reads_the_record_once(
     del change["total_items"]
     assert second is not None
     assert change == {"cmd_get": 1, "cmd_set": 1, "cas_hits": 1}
+
+
+def test_the_ring_fetches_many_keys_from_the_servers_that_hold_them(servers: list[tuple[str, int]]) -> None:
+    """The cache layer's multi-key read: each key asked once, of its own server."""
+    ring = open_servers(MEMCACHED_SERVERS)
+    prefix = f"t{secrets.token_hex(6)}:"
+    keys = [prefix + new_key() for _ in range(10)]
+    try:
+        assert len({ring.node(key) for key in keys}) == 2
+        for key in keys[:6]:
+            assert ring.run(key, lambda client, key=key: client.set(key, key.encode(), 60, noreply=False))
+        before = stats(servers)
+        found = ring.get_many(keys)
+        change = delta(before, stats(servers))
+        assert found == {key: key.encode() for key in keys[:6]}
+        assert [d["cmd_get"] for d in change] == [
+            sum(ring.servers[ring.node(key)] == server for key in keys) for server in servers
+        ]
+    finally:
+        ring.close()
 
 
 def test_connections_have_tcp_nodelay(store: MemcachedStore) -> None:

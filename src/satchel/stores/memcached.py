@@ -21,6 +21,7 @@ there can vanish. Choose redis or sql where that matters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -154,6 +155,57 @@ class ServerRing:
             self._pid = os.getpid()
         return self._clients[address]
 
+    def run(self, key: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
+        """``command(client)`` on the pooled client of ``key``'s server, its failures
+        as satchel's errors: :class:`StoreUnavailable` naming the server when it
+        cannot be reached or does not answer in time, :class:`StoreError` for an
+        error reply (one that says "too large" for a value over its item size).
+
+        A connection the server closed (a restart, an idle timeout) renews the
+        server's pool. A ``repeatable`` command (a read, ``touch``, ``delete``: the
+        same result however often it runs) is then sent again on a new
+        connection. A write is not: the server may have run it before the
+        connection went, and a second attempt would report a conflict with the
+        first, so its outcome is unknown and the caller gets StoreUnavailable.
+        """
+        return self.run_on(self.node(key), command, repeatable=repeatable)
+
+    def run_on(self, address: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
+        """:meth:`run` on the server at ``address``."""
+        from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
+
+        lost = (MemcacheUnexpectedCloseError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+        try:
+            try:
+                return command(self.client(address))
+            except lost:
+                self.renew(address)
+                if not repeatable:
+                    raise
+                return command(self.client(address))
+        except (OSError, MemcacheUnexpectedCloseError) as exc:  # refused, timed out, reset, closed
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else repr(exc)
+            if not repeatable and isinstance(exc, lost):
+                reason = f"the connection was lost during a write, whose outcome is unknown: {exc!r}"
+            raise StoreUnavailable(f"memcached at {address} is unreachable: {reason}", "memcached", address) from exc
+        except MemcacheServerError as exc:
+            detail = _text(exc)
+            if "too large" in detail:
+                raise StoreError(f"memcached at {address} refused a value too large for it: {detail}") from exc
+            raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
+        except (MemcacheError, ValueError) as exc:  # an error reply, or one that is not memcached's
+            raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The values of those ``keys`` that exist: one ``get`` per server holding any."""
+        by_server: dict[str, list[str]] = {}
+        for key in keys:
+            by_server.setdefault(self.node(key), []).append(key)
+        found: dict[str, bytes] = {}
+        for address, group in by_server.items():
+            found.update(self.run_on(address, functools.partial(_get_many, keys=group)))
+        return found
+
     def renew(self, address: str) -> None:
         """Start a fresh pool for ``address``: one of its connections was found closed
         by the server (a restart closes them all). Connections in use finish their
@@ -284,28 +336,28 @@ class MemcachedStore(Store):
         name = self.server_key(key)
         exptime = expiry(ttl)
         if expected_version is None:
-            stored = self._call(name, lambda c: c.add(name, data, expire=exptime, noreply=False), repeatable=False)
+            stored = self.ring.run(name, lambda c: c.add(name, data, exptime, noreply=False), repeatable=False)
         else:
             cas = self._cas_value(name, expected_version)
             if cas is None:
                 return None
-            stored = self._call(name, lambda c: c.cas(name, data, cas, expire=exptime, noreply=False), repeatable=False)
+            stored = self.ring.run(name, lambda c: c.cas(name, data, cas, exptime, noreply=False), repeatable=False)
         return written(data) if stored else None
 
     def touch(self, key: str, ttl: int | None) -> bool:
         name = self.server_key(key)
         exptime = expiry(ttl)
-        return bool(self._call(name, lambda c: c.touch(name, expire=exptime, noreply=False)))
+        return bool(self.ring.run(name, lambda c: c.touch(name, expire=exptime, noreply=False)))
 
     def delete(self, key: str) -> None:
         name = self.server_key(key)
-        self._call(name, lambda c: c.delete(name, noreply=False))
+        self.ring.run(name, lambda c: c.delete(name, noreply=False))
 
     def close(self) -> None:
         self.ring.close()
 
     def _gets(self, name: str) -> tuple[bytes, int] | None:
-        value, cas = self._call(name, lambda c: c.gets(name))
+        value, cas = self.ring.run(name, lambda c: c.gets(name))
         if value is None:
             return None
         if not int(cas):
@@ -324,41 +376,10 @@ class MemcachedStore(Store):
             return None
         return found[1]
 
-    def _call(self, name: str, command: Callable[[Any], T], repeatable: bool = True) -> T:
-        """``command(client)`` on the pooled client of ``name``'s server, its failures
-        as satchel's errors.
 
-        A connection the server closed (a restart, an idle timeout) renews the
-        server's pool. A ``repeatable`` command (``gets``, ``touch``, ``delete``: the
-        same result however often it runs) is then sent again on a new connection.
-        ``add`` and ``cas`` are not: the server may have run them before the
-        connection went, and a second attempt would report a conflict with the
-        first, so their outcome is unknown and the caller gets StoreUnavailable.
-        """
-        from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
-
-        address = self.ring.node(name)
-        lost = (MemcacheUnexpectedCloseError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
-        try:
-            try:
-                return command(self.ring.client(address))
-            except lost:
-                self.ring.renew(address)
-                if not repeatable:
-                    raise
-                return command(self.ring.client(address))
-        except (OSError, MemcacheUnexpectedCloseError) as exc:  # refused, timed out, reset, closed
-            reason = "no answer in time" if isinstance(exc, TimeoutError) else repr(exc)
-            if not repeatable and isinstance(exc, lost):
-                reason = f"the connection was lost during a write, whose outcome is unknown: {exc!r}"
-            raise StoreUnavailable(f"memcached at {address} is unreachable: {reason}", self.name, address) from exc
-        except MemcacheServerError as exc:
-            detail = _text(exc)
-            if "too large" in detail:
-                raise StoreError(f"memcached at {address} refused a value too large for it: {detail}") from exc
-            raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
-        except (MemcacheError, ValueError) as exc:  # an error reply, or one that is not memcached's
-            raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
+def _get_many(client: Any, keys: list[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = client.get_many(keys)
+    return found
 
 
 def _text(exc: BaseException) -> str:
