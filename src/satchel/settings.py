@@ -85,8 +85,6 @@ class StoreSettings:
     sa_options: Mapping[str, Any] = field(default_factory=dict)
     memcache_module: str | None = None
     key_prefix: str = "satchel:s:"
-    #: memcached: write with meta sets where the server has them (stores/memcached.py).
-    memcached_meta: bool = True
     max_records: int | None = None
     engine: Any = None
 
@@ -171,7 +169,6 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "webtest_varname": as_optional_str,
     "cookie_on_exception": uncommented(as_bool),
     "key_prefix": as_str,
-    "memcached_meta": uncommented(as_bool),
     "max_records": uncommented(lambda v, k: as_int(v, k, minimum=1)),
     "merge_retries": uncommented(lambda v, k: as_int(v, k, minimum=0)),
     "max_cookies": uncommented(lambda v, k: as_int(v, k, minimum=1, maximum=MAX_COOKIES)),
@@ -351,7 +348,6 @@ def parse_session_settings(
         sa_options=sa_options,
         memcache_module=values.get("memcache_module"),
         key_prefix=values.get("key_prefix", "satchel:s:"),
-        memcached_meta=values.get("memcached_meta", True),
         max_records=values.get("max_records"),
         engine=values.get("bind"),
     )
