@@ -124,9 +124,7 @@ def test_each_operation_is_one_round_trip(store: MemcachedStore, servers: list[t
     assert counted(lambda: store.touch(key, 60)) == {"cmd_touch": 1}
 
 
-def test_a_second_write_in_a_row_reads_the_record_once(
-    store: MemcachedStore, servers: list[tuple[str, int]]
-) -> None:
+def test_a_second_write_in_a_row_reads_the_record_once(store: MemcachedStore, servers: list[tuple[str, int]]) -> None:
     """A save expecting the version another save answered costs one gets more; a
     save expecting a version load gave costs none."""
     key = new_key()

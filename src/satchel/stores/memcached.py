@@ -126,10 +126,22 @@ class ServerRing:
     ) -> None:
         try:
             from pymemcache.client.rendezvous import RendezvousHash
+            from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
         except ImportError as exc:
             raise StoreUnavailable(
                 'memcached needs pymemcache: pip install "satchel[memcached]"', "memcached", _joined(servers)
             ) from exc
+        #: The failures of a command, from the most particular: the server closed the
+        #: connection; it cannot be reached; it refused the command; its reply is unusable.
+        self._lost: tuple[type[Exception], ...] = (
+            MemcacheUnexpectedCloseError,
+            ConnectionResetError,
+            ConnectionAbortedError,
+            BrokenPipeError,
+        )
+        self._unreachable: tuple[type[Exception], ...] = (OSError, MemcacheUnexpectedCloseError)
+        self._refused: type[Exception] = MemcacheServerError
+        self._unusable: tuple[type[Exception], ...] = (MemcacheError, ValueError)
         self.servers = {f"{host}:{port}": (host, port) for host, port in servers}  # HashClient's node names
         self.connect_timeout = connect_timeout
         self.timeout = timeout
@@ -172,28 +184,25 @@ class ServerRing:
 
     def run_on(self, address: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
         """:meth:`run` on the server at ``address``."""
-        from pymemcache.exceptions import MemcacheError, MemcacheServerError, MemcacheUnexpectedCloseError
-
-        lost = (MemcacheUnexpectedCloseError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
         try:
             try:
                 return command(self.client(address))
-            except lost:
+            except self._lost:
                 self.renew(address)
                 if not repeatable:
                     raise
                 return command(self.client(address))
-        except (OSError, MemcacheUnexpectedCloseError) as exc:  # refused, timed out, reset, closed
+        except self._unreachable as exc:  # refused, timed out, reset, closed
             reason = "no answer in time" if isinstance(exc, TimeoutError) else repr(exc)
-            if not repeatable and isinstance(exc, lost):
+            if not repeatable and isinstance(exc, self._lost):
                 reason = f"the connection was lost during a write, whose outcome is unknown: {exc!r}"
             raise StoreUnavailable(f"memcached at {address} is unreachable: {reason}", "memcached", address) from exc
-        except MemcacheServerError as exc:
+        except self._refused as exc:
             detail = _text(exc)
             if "too large" in detail:
                 raise StoreError(f"memcached at {address} refused a value too large for it: {detail}") from exc
             raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
-        except (MemcacheError, ValueError) as exc:  # an error reply, or one that is not memcached's
+        except self._unusable as exc:  # an error reply, or one that is not memcached's
             raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
