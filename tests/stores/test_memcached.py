@@ -676,6 +676,20 @@ def test_forked_child_takes_its_own_connections(servers: list[tuple[str, int]]) 
         store.close()
 
 
+def wait_until_stopped(pid: int) -> None:
+    """SIGSTOP arrives asynchronously: wait until every thread of ``pid`` has stopped."""
+    deadline = time.monotonic() + 5
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                states.append(stat.read().rpartition(")")[2].split()[0])
+        if all(state == "T" for state in states):
+            return
+        assert time.monotonic() < deadline, f"memcached did not stop: {states}"
+        time.sleep(0.01)
+
+
 def test_a_frozen_server_times_out_and_the_record_survives(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:
     server, _ = own_servers
     store = MemcachedStore(server.address, key_prefix="t:frozen:", timeout=0.3)
@@ -683,6 +697,7 @@ def test_a_frozen_server_times_out_and_the_record_survives(own_servers: tuple[Ow
     assert store.save(key, b"before", 60, None)
     assert server.process is not None
     server.process.send_signal(signal.SIGSTOP)  # keeps the connection, never answers
+    wait_until_stopped(server.process.pid)
     try:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="no answer in time"):
