@@ -35,7 +35,6 @@ class StoreSettings:
     sa_options: Mapping[str, Any] = field(default_factory=dict)
     memcache_module: str | None = None
     key_prefix: str = "satchel:s:"
-    memcached_meta: bool = True
     max_records: int | None = None
     engine: Any = None
 
