@@ -1,4 +1,7 @@
-"""Region generations: a value computed from data an invalidation retired is never served as current.
+"""Region generations: invalidation reaches every process at once, and a value computed
+from data an invalidation retired is never served as current.
+
+Every test taking ``settings`` runs on each shared backend (tests/cache/conftest.py).
 
 Failures are simulated by wrapping one method of the backend's client (or store)
 for the duration of a call; the servers themselves run.
@@ -6,7 +9,11 @@ for the duration of a call; the servers themselves run.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +22,102 @@ import pytest
 from satchel.cache import NO_VALUE, CacheRegion, cache_region, clear_region, configure_from_settings, invalidate_region
 from satchel.cache.backends.store import StoreCacheBackend
 from satchel.errors import StoreError, StoreUnavailable
-from tests.support.cache import Switch, backend, region, server_settings
+from tests.support.cache import Creator, Switch, backend, region, server_settings
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def test_invalidation_reaches_every_process_at_once(settings: dict[str, str]) -> None:
+    one, two = region(settings), region(settings)
+    create = Creator()
+    one.get_or_create("k", create)
+    two.get_or_create("k", create)
+    assert invalidate_region(two) is True
+    # No sleep: the very next read in the other "process" misses.
+    assert one.get_or_create("k", create) == {"call": 2}
+    assert two.get_or_create("k", create) == {"call": 2}
+    two.invalidate()  # dogpile's own API goes through the same generation
+    assert one.get("k") is NO_VALUE
+    assert create.calls == 2
+
+
+def test_invalidation_from_another_real_process(settings: dict[str, str]) -> None:
+    here = region(settings)
+    create = Creator()
+    here.get_or_create("k", create)
+    script = (
+        "import json, sys\n"
+        "from satchel.cache import regions_from_settings, invalidate_region\n"
+        "print(invalidate_region(regions_from_settings(json.loads(sys.argv[1]))['r']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(settings)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+    here.get_or_create("k", create)
+    assert create.calls == 2
+
+
+def test_soft_invalidation(settings: dict[str, str]) -> None:
+    one, two = region(settings), region(settings)
+    create = Creator()
+    one.get_or_create("k", create)
+    invalidate_region(two, hard=False)
+    assert one.get("k") is NO_VALUE  # invalidated for plain reads...
+    assert one.get("k", ignore_expiration=True) == {"call": 1}  # ...but still there to serve while recomputing
+    assert one.get_or_create("k", create) == {"call": 2}
+    assert two.get_or_create("k", create) == {"call": 2}
+    assert create.calls == 2
+
+
+def test_soft_invalidation_without_expiry_is_hard(settings: dict[str, str]) -> None:
+    r = region({**settings, "cache.expire": "none"})
+    create = Creator()
+    r.get_or_create("k", create)
+    invalidate_region(r, hard=False)
+    assert r.get("k", ignore_expiration=True) is NO_VALUE
+    assert r.get_or_create("k", create) == {"call": 2}
+
+
+def test_clear_region(settings: dict[str, str]) -> None:
+    one, two = region(settings), region(settings)
+    create = Creator()
+    for key in ("a", "b"):
+        one.get_or_create(key, create)
+    assert clear_region(two) is True
+    assert one.get("a") is NO_VALUE and one.get("b") is NO_VALUE
+    if settings["cache.type"] == "ext:redis":
+        import redis
+
+        client = redis.Redis.from_url(settings["cache.url"])
+        assert list(client.scan_iter(match=settings["cache.key_prefix"] + "r:*")) == []
+
+
+def test_a_lost_generation_record_never_revives_old_values(settings: dict[str, str]) -> None:
+    r = region(settings)
+    raw = backend(r)
+    create = Creator()
+    r.get_or_create("k", create)
+    raw.remove(raw.gen_key)  # memcached evicted it, or Redis was flushed
+    assert r.get_or_create("k", create) == {"call": 2}
+    assert r.get_or_create("k", create) == {"call": 2}
+
+
+def test_a_damaged_generation_record_is_survived(settings: dict[str, str]) -> None:
+    r = region(settings)
+    raw = backend(r)
+    create = Creator()
+    r.get_or_create("k", create)
+    for junk in (b"not-a-number", b"12 soon"):
+        raw.remove(raw.gen_key)
+        raw.add_record(junk)
+        r.get_or_create("k", create)
+        invalidate_region(r)
+        invalidate_region(r, hard=False)
+        r.get_or_create("k", create)
+    assert create.calls >= 3
 
 
 def fail_reads(r: CacheRegion, kind: str, how: str) -> Switch:

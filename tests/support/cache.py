@@ -41,6 +41,22 @@ TYPES = {
 }
 
 
+#: Every shared backend a region can live on.
+SHARED_KINDS = ["redis", "memcached", "file", "sql", "postgres"]
+
+
+class Creator:
+    """A region's creator that counts its calls: ``{"call": n}``, or ``value`` when given."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.calls = 0
+        self.value = value
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        return self.value if self.value is not None else {"call": self.calls}
+
+
 def need_redis() -> None:
     parts = urlsplit(REDIS_URL)
     need_port(parts.hostname or "127.0.0.1", parts.port or 6379, "Redis")
