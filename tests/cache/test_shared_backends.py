@@ -190,3 +190,19 @@ def test_nested_cached_calls(settings: dict[str, str]) -> None:
     r = region(settings)
     for i in range(20):  # an outer value computed from inner cached values, all missing
         assert r.get_or_create(f"outer{i}", lambda i=i: [r.get_or_create(f"inner{i}", lambda i=i: i)]) == [i]
+
+
+def test_a_redis_hit_is_one_command(tmp_path: Path) -> None:
+    r = region(server_settings("redis", tmp_path))
+    r.get_or_create("k", Creator())
+    client = backend(r).client  # type: ignore[attr-defined]
+    sent: list[str] = []
+    execute = client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return execute(*args, **options)
+
+    client.execute_command = counted
+    assert r.get_or_create("k", Creator()) == {"call": 1}
+    assert sent == ["MGET"]  # the generation record and the value together
