@@ -21,15 +21,17 @@ from typing import Any
 import pytest
 
 from satchel.cache import CacheRegion, cache_region, configure_from_settings, invalidate_region, regions_from_settings
-from satchel.cache import backends as cache_backends
+from satchel.cache.backends.redis import SERVER_TIMEOUT
+from satchel.cache.backends.sql import SQL_CONNECT_TIMEOUT, cache_sa_options
+from satchel.cache.guards import RETRY_INTERVAL
 from satchel.errors import StoreUnavailable
-from tests.support.cache import RedisServer, free_port
+from tests.support.cache import RedisServer, backend, free_port, region, server_settings
 from tests.support.services import need
 
 #: No call may wait out a connect timeout while the server is down: connections are
 #: refused at once, so a call taking the shortest of the timeouts (redis and memcached
 #: 1 s) must have waited for one, or retried with a backoff.
-FAST = cache_backends.SERVER_TIMEOUT
+FAST = SERVER_TIMEOUT
 
 
 class Creator:
@@ -116,6 +118,43 @@ def test_threads_are_not_serialized_while_down(kind: str) -> None:
     assert time.monotonic() - started < 2.0  # not 10 x 0.3 s one after the other
 
 
+def test_threads_do_not_queue_connect_timeouts(tmp_path: Path) -> None:
+    r = region(server_settings("sql", tmp_path))
+    b = backend(r)
+    opened: list[float] = []
+
+    def hanging_open() -> Any:
+        opened.append(time.monotonic())
+        time.sleep(0.4)  # the database does not answer: a connect timeout
+        raise StoreUnavailable("simulated connect timeout", "sql")
+
+    b.open_store = hanging_open  # type: ignore[attr-defined]
+    barrier = threading.Barrier(6)
+    results: list[str] = []
+
+    def call() -> None:
+        barrier.wait()
+        results.append(r.get_or_create("k", lambda: "v"))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["v"] * 6
+    assert len(opened) == 1
+    assert time.monotonic() - started < 1.2  # not 6 x 0.4 s one after the other
+
+
+def test_cache_regions_connect_to_postgres_with_a_short_timeout() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1/test"
+    assert cache_sa_options(url, {}) == {"connect_args": {"connect_timeout": SQL_CONNECT_TIMEOUT}}
+    assert cache_sa_options(url + "?connect_timeout=9", {}) == {}
+    assert cache_sa_options(url, {"connect_args": {"connect_timeout": 7}}) == {"connect_args": {"connect_timeout": 7}}
+    assert cache_sa_options("sqlite:///x.db", {}) == {}
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
@@ -129,7 +168,7 @@ def cached_twice(region: CacheRegion, create: Creator) -> tuple[Any, Any]:
 
 
 def wait_for_retry() -> None:
-    time.sleep(cache_backends.RETRY_INTERVAL + 0.2)
+    time.sleep(RETRY_INTERVAL + 0.2)
 
 
 def test_redis_killed_and_restarted(redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:

@@ -7,9 +7,13 @@ each other's values, generations or locks on the shared servers.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from satchel.cache import CacheRegion, regions_from_settings
+from satchel.cache.generations import Generations
 from tests.support.servers import RedisServer as RedisServer
 from tests.support.servers import free_port as free_port
 from tests.support.services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need_port
@@ -35,6 +39,22 @@ TYPES = {
     "sql": "ext:database",
     "postgres": "ext:database",
 }
+
+
+#: Every shared backend a region can live on.
+SHARED_KINDS = ["redis", "memcached", "file", "sql", "postgres"]
+
+
+class Creator:
+    """A region's creator that counts its calls: ``{"call": n}``, or ``value`` when given."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.calls = 0
+        self.value = value
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        return self.value if self.value is not None else {"call": self.calls}
 
 
 def need_redis() -> None:
@@ -79,3 +99,31 @@ def server_settings(kind: str, tmp_path: Path, expire: int | None = 60, **extra:
     return settings
 
 
+
+def region(settings: dict[str, str]) -> CacheRegion:
+    """Region ``r`` built afresh from ``settings``: two calls stand for two processes."""
+    return regions_from_settings(settings)["r"]
+
+
+def backend(r: CacheRegion) -> Generations:
+    """The shared backend under the region's guard."""
+    actual = r.actual_backend
+    assert isinstance(actual, Generations)
+    return actual
+
+
+class Switch:
+    """Wraps ``owner.name`` so it raises ``error()`` while ``on`` is true (the server itself keeps running)."""
+
+    def __init__(self, owner: Any, name: str, error: Callable[[], BaseException]) -> None:
+        self.on = True
+        self.calls = 0
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self.on:
+                self.calls += 1
+                raise error()
+            return original(*args, **kwargs)
+
+        setattr(owner, name, wrapper)

@@ -17,33 +17,20 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from dogpile.cache.api import CacheBackend
 from dogpile.cache.exception import RegionNotConfigured
+from dogpile.cache.proxy import ProxyBackend
 from dogpile.cache.region import CacheRegion, DefaultInvalidationStrategy, RegionInvalidationStrategy
 
 from ..errors import ConfigurationError
-from . import backends as _backends
-from .backends import ERRORS, Generations, Guard, GuardProxy, RegionState, Wiring
+from .backends import backend_class, dogpile_name
+from .generations import Generations, RegionState, Wiring
+from .guards import Guard, GuardProxy
 from .keys import ServerMangler
 from .serializers import SERIALIZERS
 from .settings import DEFAULT_KEY_LENGTH, REGION_NAME, RegionConfig, parse_cache_settings
 
 log = logging.getLogger("satchel.cache")
-
-#: The longest key each shared backend takes, and the characters it takes unchanged.
-_KEY_RULES = {
-    # memcached: 250 bytes, minus "_lock" for the lock key; printable ASCII, no spaces.
-    "memcached": (245, r"[!-~]+"),
-    # satchel's file and SQL stores: their key alphabet and length.
-    "file": (250, r"[A-Za-z0-9_.:\-]+"),
-    "sql": (250, r"[A-Za-z0-9_.:\-]+"),
-    "redis": (1024, None),
-}
-_BACKENDS = {
-    "redis": "satchel.redis",
-    "memcached": "satchel.memcached",
-    "file": "satchel.file",
-    "sql": "satchel.sql",
-}
 
 
 class RegionNotConfiguredError(ConfigurationError, RegionNotConfigured):
@@ -77,7 +64,14 @@ class SatchelRegion(CacheRegion):
     satchel_key_length: int = DEFAULT_KEY_LENGTH
     backend = _NotConfigured()
     expiration_time = _NotConfigured()
-    _lock_registry = _NotConfigured()
+
+    @property
+    def actual_backend(self) -> CacheBackend:
+        """The backend under the region's proxies, as configured now (also after a reconfiguration)."""
+        backend: CacheBackend = self.backend
+        while isinstance(backend, ProxyBackend):
+            backend = backend.proxied
+        return backend
 
 
 class MemoryInvalidation(DefaultInvalidationStrategy):
@@ -87,13 +81,13 @@ class MemoryInvalidation(DefaultInvalidationStrategy):
     so ``satchel cache clear`` refuses it rather than pretend.
     """
 
-    def __init__(self, region: CacheRegion) -> None:
+    def __init__(self, values: dict[str, Any]) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._region = region
+        self._values = values
 
     def invalidate(self, hard: bool = True) -> None:
         if hard:
-            self._region.actual_backend._cache.clear()
+            self._values.clear()
         else:
             super().invalidate(hard=False)
 
@@ -137,94 +131,62 @@ class SharedInvalidation(RegionInvalidationStrategy):
         return self._has_expiry and timestamp < self._state.soft
 
 
-def configure_region(region: CacheRegion, config: RegionConfig) -> CacheRegion:
+def configure_region(region: SatchelRegion, config: RegionConfig) -> SatchelRegion:
     """Configure ``region`` (again, if it was) from one region's settings."""
-    serializer, deserializer = SERIALIZERS[config.serializer]
     if config.type == "null":
-        region.configure(
-            "dogpile.cache.null",
-            expiration_time=config.expire,
-            replace_existing_backend=True,
-            region_invalidator=DefaultInvalidationStrategy(),  # type: ignore[no-untyped-call]
-        )
-        region.key_mangler = None
-        region.serializer = region.deserializer = None
+        _configure_null(region, config)
     elif config.type == "memory":
-        region.configure(
-            "satchel.memory" if config.serializer == "json" else "dogpile.cache.memory",
-            expiration_time=config.expire,
-            replace_existing_backend=True,
-            region_invalidator=MemoryInvalidation(region),
-        )
-        # No key mangler: a hit costs exactly what a bare dogpile memory region's does.
-        # Decorated functions hash keys past key_length themselves (as Beaker did).
-        region.key_mangler = None
-        region.serializer = region.deserializer = None
+        _configure_memory(region, config)
     else:
-        unavailable, refused = ERRORS[config.type]()
-        guard = Guard(
-            config.name,
-            config.type,
-            config.address,
-            unavailable,
-            refused,
-            retry_interval=0 if config.type == "memcached" else _backends.RETRY_INTERVAL,
-        )
-        state = RegionState()
-        base = f"{config.key_prefix}{config.name}:"
-        wiring = Wiring(config=config, base=base, state=state, guard=guard)
-        region.configure(
-            _BACKENDS[config.type],
-            expiration_time=config.expire,
-            arguments=_arguments(config, wiring),
-            wrap=[GuardProxy(guard)],
-            replace_existing_backend=True,
-            region_invalidator=SharedInvalidation(region, state, config.expire is not None),
-        )
-        max_length, safe = _KEY_RULES[config.type]
-        region.key_mangler = ServerMangler(base, config.key_length, max_length, re.compile(safe) if safe else None)
-        region.serializer, region.deserializer = serializer, deserializer
-    region._actual_backend = None  # dogpile caches it; a reconfigured region has a new one
-    if isinstance(region, SatchelRegion):
-        region.satchel_config = config
-        region.satchel_key_length = config.key_length
+        _configure_shared(region, config)
+    region.satchel_config = config
+    region.satchel_key_length = config.key_length
     return region
 
 
-def _arguments(config: RegionConfig, wiring: Wiring) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"satchel": wiring}
-    if config.type == "redis":
-        from redis import exceptions as rx
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        arguments.update(
-            url=config.url,
-            distributed_lock=True,
-            thread_local_lock=False,
-            lock_timeout=config.lock_timeout,
-            lock_sleep=0.05,
-            socket_timeout=_backends.SERVER_TIMEOUT,
-            socket_connect_timeout=_backends.SERVER_TIMEOUT,
-            # One immediate retry on a broken connection (a restarted server, an idle
-            # connection a firewall dropped); none on a timeout, which would double the wait.
-            connection_kwargs={"retry": Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,))},
-        )
-    elif config.type == "memcached":
-        arguments.update(
-            url=_memcached_servers(config.url or ""),
-            distributed_lock=True,
-            lock_timeout=config.lock_timeout,
-        )
-    return arguments
+def _configure_null(region: CacheRegion, config: RegionConfig) -> None:
+    region.configure(
+        "dogpile.cache.null",
+        expiration_time=config.expire,
+        replace_existing_backend=True,
+        region_invalidator=DefaultInvalidationStrategy(),  # type: ignore[no-untyped-call]
+    )
+    region.key_mangler = None
+    region.serializer = region.deserializer = None
 
 
-def _memcached_servers(text: str) -> list[str]:
-    """Beaker's ``host:port;host:port`` (commas and spaces separate too) as pymemcache's list."""
-    servers = [s for s in re.split(r"[;,\s]+", text.strip()) if s]
-    if not servers:
-        raise ConfigurationError("a memcached region needs url = host:port[;host:port...]", "url")
-    return servers
+def _configure_memory(region: CacheRegion, config: RegionConfig) -> None:
+    values: dict[str, Any] = {}
+    region.configure(
+        dogpile_name("memory") if config.serializer == "json" else "dogpile.cache.memory",
+        expiration_time=config.expire,
+        arguments={"cache_dict": values},
+        replace_existing_backend=True,
+        region_invalidator=MemoryInvalidation(values),
+    )
+    # No key mangler: a hit costs exactly what a bare dogpile memory region's does.
+    # Decorated functions hash keys past key_length themselves (as Beaker did).
+    region.key_mangler = None
+    region.serializer = region.deserializer = None
+
+
+def _configure_shared(region: CacheRegion, config: RegionConfig) -> None:
+    cls = backend_class(config.type)
+    unavailable, refused = cls.failures()
+    guard = Guard(config.name, config.type, config.address, unavailable, refused, cls.retry_interval)
+    state = RegionState()
+    base = f"{config.key_prefix}{config.name}:"
+    region.configure(
+        dogpile_name(config.type),
+        expiration_time=config.expire,
+        arguments={"satchel": Wiring(config=config, base=base, state=state, guard=guard)},
+        wrap=[GuardProxy(guard)],
+        replace_existing_backend=True,
+        region_invalidator=SharedInvalidation(region, state, config.expire is not None),
+    )
+    alphabet = re.compile(cls.key_alphabet) if cls.key_alphabet else None
+    region.key_mangler = ServerMangler(base, config.key_length, cls.max_key_length, alphabet)
+    region.serializer, region.deserializer = SERIALIZERS[config.serializer]
 
 
 # -- the registry ------------------------------------------------------------------------
@@ -269,7 +231,9 @@ def configure_from_settings(settings: Mapping[str, Any]) -> dict[str, CacheRegio
     Parsing happens first, so a bad setting leaves every region as it was.
     """
     parsed = parse_cache_settings(settings)
-    configured = {name: configure_region(get_region(name), config) for name, config in parsed.regions.items()}
+    configured: dict[str, CacheRegion] = {
+        name: configure_region(get_region(name), config) for name, config in parsed.regions.items()
+    }
     missing = sorted(name for name, region in _REGIONS.items() if not region.is_configured)
     if missing:
         log.warning(
