@@ -287,6 +287,62 @@ def test_error_answer_leaves_the_connection_in_use(counted: tuple[RedisStore, Se
     assert counts.client.info("stats")["total_connections_received"] == connections
 
 
+def test_address_hides_the_whole_userinfo() -> None:
+    assert masked_address("redis://user:p@ss:w@rd@cache.example:6380/2") == "redis://***@cache.example:6380/2"
+    assert masked_address("rediss://:secret@cache.example/0?ssl_cert_reqs=none") == (
+        "rediss://***@cache.example/0?ssl_cert_reqs=none"
+    )
+    assert masked_address("redis://cache.example:6379/0?password=secret&db=1") == (
+        "redis://cache.example:6379/0?password=***&db=1"
+    )
+    assert masked_address("unix:///run/redis.sock?db=3") == "unix:///run/redis.sock?db=3"
+
+
+def test_server_urls_take_lists_and_bare_host_ports() -> None:
+    assert server_urls("a:7000; b:7001,redis://c:7002") == ("redis://a:7000", "redis://b:7001", "redis://c:7002")
+    assert server_urls(["rediss://a:6380"]) == ("rediss://a:6380",)
+
+
+def test_from_options_builds_a_working_store(shared: tuple[RedisStore, redis.Redis]) -> None:
+    base, _ = shared
+    timeout = RedisStore.options["socket_timeout"]("0.5   # seconds", "session.socket_timeout")
+    options = {"url": REDIS_URL.removeprefix("redis://"), "key_prefix": base.key_prefix, "socket_timeout": timeout}
+    store = RedisStore.from_options(options)
+    try:
+        assert store.address == REDIS_URL and store.key_prefix == base.key_prefix
+        key = new_key()
+        version = store.save(key, b"x", 60, None)
+        record = base.load(key)
+        assert version is not None and record is not None and (record.data, record.version) == (b"x", version)
+        client, _ = store._server()
+        assert client.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    finally:
+        store.close()
+
+
+def test_bad_options_are_configuration_errors() -> None:
+    coerce = RedisStore.options["socket_timeout"]
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ConfigurationError, match=r"session\.socket_timeout"):
+            coerce(bad, "session.socket_timeout")
+    with pytest.raises(ConfigurationError, match="url"):
+        RedisStore.from_options({})
+    with pytest.raises(ConfigurationError, match="urls"):
+        RedisClusterStore.from_options({"urls": ()})
+    with pytest.raises(ConfigurationError, match="one url"):
+        redis_client("a:1;b:2", cluster=False)
+
+
+def test_client_for_others_has_the_stores_timeouts_and_retry_policy() -> None:
+    client = redis_client("127.0.0.1:6379/15", cluster=False)
+    try:
+        options = client.connection_pool.connection_kwargs
+        assert (options["socket_timeout"], options["socket_connect_timeout"]) == (2.0, 2.0)
+        assert options["retry"].get_retries() == retry_policy().get_retries() == 1
+    finally:
+        client.close()
+
+
 def test_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.delitem(sys.modules, "satchel.stores.redis")
@@ -513,15 +569,19 @@ def test_forked_child_takes_its_own_connections(server: RedisServer) -> None:
     store.close()
 
 
-def test_frozen_server_times_out_within_bound(server: RedisServer) -> None:
+def test_frozen_server_times_out_within_bound_without_a_retry(server: RedisServer) -> None:
     store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
     key = new_key()
     assert store.save(key, b"before", 60, None)
-    server.signal(signal.SIGSTOP)  # accepts connections, never answers
-    try:
-        assert_unavailable(store, lambda: store.load(key))
-    finally:
-        server.signal(signal.SIGCONT)
+    with redis.Redis(port=server.port) as admin:
+        connections = admin.info("stats")["total_connections_received"]
+        server.signal(signal.SIGSTOP)  # accepts connections, never answers
+        try:
+            assert_unavailable(store, lambda: store.load(key))
+        finally:
+            server.signal(signal.SIGCONT)
+        admin.ping()  # any connection a retry opened is accepted by now
+        assert admin.info("stats")["total_connections_received"] == connections, "a timeout is not retried"
     record = store.load(key)
     assert record is not None and record.data == b"before"
     store.close()

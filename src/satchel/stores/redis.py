@@ -35,7 +35,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str, as_str, as_words, uncommented
@@ -172,11 +172,11 @@ def masked_address(url: str) -> str:
     and a ``password`` in the query become ``***``."""
     parts = urlsplit(url)
     _, at, hostport = parts.netloc.rpartition("@")
-    netloc = f"***@{hostport}" if at else hostport
-    query = urlencode(
-        [(name, "***" if name == "password" else value) for name, value in parse_qsl(parts.query)], safe="*"
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    address = f"{parts.scheme}://{'***@' if at else ''}{hostport}{parts.path}"
+    if parts.query:
+        masked = [(name, "***" if name == "password" else value) for name, value in parse_qsl(parts.query)]
+        address += "?" + urlencode(masked, safe="*")
+    return address
 
 
 def _as_seconds(value: Any, key: str) -> float:
