@@ -111,8 +111,9 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.ClusterDownError,
     rx.RedisClusterException,  # raised when no startup node answers; not a RedisError
 )
-#: Every exception of redis-py a store turns into one of satchel's.
-FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, rx.RedisError)
+#: Every exception of redis-py a store turns into one of satchel's. redis-py's
+#: parsers raise ValueError on a reply that is not RESP (another server on the port).
+FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, rx.RedisError, ValueError)
 
 
 def retry_policy(retries: int = 1) -> Retry:
