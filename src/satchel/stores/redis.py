@@ -124,9 +124,9 @@ def retry_policy(retries: int = 1) -> Retry:
     double the wait on a server that is stuck. Retrying a command that did run
     is safe: a repeated save finds the version it wrote, not the one it
     expected, and answers "conflict", so the writer reloads (never a lost
-    update); load, touch and delete are idempotent. A cluster client adds its
-    own errors (cluster down, moved slots) to these and retries ``retries``
-    times across a topology change.
+    update); load, touch and delete are idempotent. A cluster client retries
+    ``retries`` times on redis-py's cluster errors instead (these include
+    timeouts: a node may be failing over).
     """
     return Retry(NoBackoff(), retries, supported_errors=(rx.ConnectionError,))
 
