@@ -6,14 +6,14 @@
 - Round trips, counted by a private ``redis-server`` this module starts, so no
   other client's traffic lands in its statistics.
 - Outages, on another private server that is stopped, frozen and restarted.
-- The direct path (the store's commands written straight to the pool's
-  connections, for the client ``from_settings`` builds) and the generic one
-  (redis-py's command path, for any other client) run the same contract.
+- The contract runs on the client the settings build (RESP3, redis-py's default)
+  and on a client the application hands over (RESP2 here).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import secrets
 import signal
 import sys
@@ -26,14 +26,20 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from redis.cache import CacheConfig
 from redis.cluster import RedisCluster
 
-from satchel.errors import StoreError, StoreUnavailable
+from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
 from satchel.settings import StoreSettings
 from satchel.stores import open_store
 from satchel.stores.base import Record, Store
-from satchel.stores.redis import RedisClusterStore, RedisStore, _Direct, _direct_path_fits
+from satchel.stores.redis import (
+    RedisClusterStore,
+    RedisStore,
+    masked_address,
+    redis_client,
+    retry_policy,
+    server_urls,
+)
 from tests.support.contract import StoreContract, assert_fork_safe, new_key
 from tests.support.servers import RedisServer, free_port
 from tests.support.services import REDIS_CLUSTER_PORTS, REDIS_URL, need_port
@@ -81,42 +87,16 @@ class TestRedisStore(StoreContract):
         yield from shared_store(lambda prefix: open_store(redis_settings(REDIS_URL, prefix)))
 
 
-class TestRedisStoreGenericPath(StoreContract):
-    """A client the direct path does not serve (RESP3, redis-py's default): redis-py's command path."""
+class TestRedisStoreOnGivenClient(StoreContract):
+    """A client the application built itself, speaking RESP2."""
 
     server_expires = True
 
     @pytest.fixture
     def store(self) -> Iterator[RedisStore]:
-        for store in shared_store(
-            lambda prefix: RedisStore(redis.Redis.from_url(REDIS_URL, socket_timeout=2, protocol=3), prefix)
-        ):
-            assert not isinstance(store._server(), _Direct)
-            yield store
-
-
-def test_which_clients_take_the_direct_path() -> None:
-    settings_built = RedisStore.from_settings(redis_settings(REDIS_URL, new_prefix()))
-    assert isinstance(settings_built._server(), _Direct)
-    settings_built.close()
-    fits = {
-        "RESP2": redis.Redis(protocol=2),
-        "RESP3": redis.Redis(protocol=3),
-        "caching": redis.Redis(protocol=3, cache_config=CacheConfig()),
-        "health checks": redis.Redis(protocol=2, health_check_interval=30),
-        "one connection": redis.Redis(protocol=2, single_connection_client=True),
-        "blocking pool": redis.Redis(connection_pool=redis.BlockingConnectionPool(protocol=2)),
-    }
-    assert {what: _direct_path_fits(client) for what, client in fits.items()} == {
-        "RESP2": True,
-        "RESP3": False,
-        "caching": False,
-        "health checks": False,
-        "one connection": False,
-        "blocking pool": False,
-    }
-    for client in fits.values():
-        client.close()
+        yield from shared_store(
+            lambda prefix: RedisStore(redis.Redis.from_url(REDIS_URL, socket_timeout=2, protocol=2), prefix)
+        )
 
 
 def cluster_urls() -> tuple[str, ...]:
@@ -251,15 +231,40 @@ def test_count_takes_the_prefix_literally(shared: tuple[RedisStore, redis.Redis]
     assert (glob.count(), other.count()) == (1, 2)
 
 
-def test_error_answer_is_a_store_error(shared: tuple[RedisStore, redis.Redis]) -> None:
+def test_key_of_another_type_loads_as_no_record(
+    shared: tuple[RedisStore, redis.Redis], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, client = shared
+    keys = [new_key(), new_key()]
+    for key in keys:
+        client.set(store.key_prefix + key, b"not a hash", ex=60)
+    with caplog.at_level(logging.DEBUG, logger="satchel.stores.redis"):
+        assert [store.load(key) for key in keys] == [None, None]
+    levels = [r.levelno for r in caplog.records if "is not a session record" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG], "warned once, not once per request"
+    assert client.get(store.key_prefix + keys[0]) == b"not a hash"
+
+
+def test_writes_refuse_a_key_of_another_type(shared: tuple[RedisStore, redis.Redis]) -> None:
     store, client = shared
     key = new_key()
-    client.set(store.key_prefix + key, b"not a hash", ex=60)
-    with pytest.raises(StoreError) as caught:
-        store.save(key, b"x", 60, None)
-    assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
-    with pytest.raises(StoreError):
-        store.load(key)
+    name = store.key_prefix + key
+    client.set(name, b"not a hash", ex=60)
+    for write in (
+        lambda: store.save(key, b"x", 60, None),
+        lambda: store.save(key, b"x", 60, "0123456789abcdef"),
+        lambda: store.touch(key, 600),
+        lambda: store.touch(key, None),
+    ):
+        with pytest.raises(StoreError) as caught:
+            write()
+        assert not isinstance(caught.value, StoreUnavailable)
+        assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
+        assert "holds a string" in str(caught.value) and store.address in str(caught.value)
+    assert client.get(name) == b"not a hash"
+    assert 0 < client.pttl(name) <= 60_000, "touch left the foreign key's TTL alone"
+    store.delete(key)
+    assert store.save(key, b"x", 60, None), "once the key is gone, a record can be created"
 
 
 def test_error_answer_leaves_the_connection_in_use(counted: tuple[RedisStore, ServerCounts]) -> None:
@@ -267,10 +272,10 @@ def test_error_answer_leaves_the_connection_in_use(counted: tuple[RedisStore, Se
     key = new_key()
     counts.client.set(store.key_prefix + key, b"not a hash", ex=60)
     connections = counts.client.info("stats")["total_connections_received"]
-    for call in (lambda: store.load(key), lambda: store.save(key, b"x", 60, None), lambda: store.touch(key, 60)):
+    assert store.load(key) is None
+    for write in (lambda: store.save(key, b"x", 60, None), lambda: store.touch(key, 60)):
         with pytest.raises(StoreError) as caught:
-            call()
-        assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
+            write()
         assert "WRONGTYPE" in str(caught.value)
     other = new_key()
     assert store.save(other, b"fine", 60, None)
@@ -280,6 +285,62 @@ def test_error_answer_leaves_the_connection_in_use(counted: tuple[RedisStore, Se
     assert store.load(other) is None
     # The INFO client was connected before: the store made no new connection.
     assert counts.client.info("stats")["total_connections_received"] == connections
+
+
+def test_address_hides_the_whole_userinfo() -> None:
+    assert masked_address("redis://user:p@ss:w@rd@cache.example:6380/2") == "redis://***@cache.example:6380/2"
+    assert masked_address("rediss://:secret@cache.example/0?ssl_cert_reqs=none") == (
+        "rediss://***@cache.example/0?ssl_cert_reqs=none"
+    )
+    assert masked_address("redis://cache.example:6379/0?password=secret&db=1") == (
+        "redis://cache.example:6379/0?password=***&db=1"
+    )
+    assert masked_address("unix:///run/redis.sock?db=3") == "unix:///run/redis.sock?db=3"
+
+
+def test_server_urls_take_lists_and_bare_host_ports() -> None:
+    assert server_urls("a:7000; b:7001,redis://c:7002") == ("redis://a:7000", "redis://b:7001", "redis://c:7002")
+    assert server_urls(["rediss://a:6380"]) == ("rediss://a:6380",)
+
+
+def test_from_options_builds_a_working_store(shared: tuple[RedisStore, redis.Redis]) -> None:
+    base, _ = shared
+    timeout = RedisStore.options["socket_timeout"]("0.5   # seconds", "session.socket_timeout")
+    options = {"url": REDIS_URL.removeprefix("redis://"), "key_prefix": base.key_prefix, "socket_timeout": timeout}
+    store = RedisStore.from_options(options)
+    try:
+        assert store.address == REDIS_URL and store.key_prefix == base.key_prefix
+        key = new_key()
+        version = store.save(key, b"x", 60, None)
+        record = base.load(key)
+        assert version is not None and record is not None and (record.data, record.version) == (b"x", version)
+        client, _ = store._server()
+        assert client.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+    finally:
+        store.close()
+
+
+def test_bad_options_are_configuration_errors() -> None:
+    coerce = RedisStore.options["socket_timeout"]
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ConfigurationError, match=r"session\.socket_timeout"):
+            coerce(bad, "session.socket_timeout")
+    with pytest.raises(ConfigurationError, match="url"):
+        RedisStore.from_options({})
+    with pytest.raises(ConfigurationError, match="urls"):
+        RedisClusterStore.from_options({"urls": ()})
+    with pytest.raises(ConfigurationError, match="one url"):
+        redis_client("a:1;b:2", cluster=False)
+
+
+def test_client_for_others_has_the_stores_timeouts_and_retry_policy() -> None:
+    client = redis_client("127.0.0.1:6379/15", cluster=False)
+    try:
+        options = client.connection_pool.connection_kwargs
+        assert (options["socket_timeout"], options["socket_connect_timeout"]) == (2.0, 2.0)
+        assert options["retry"].get_retries() == retry_policy().get_retries() == 1
+    finally:
+        client.close()
 
 
 def test_missing_driver_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -387,12 +448,13 @@ def test_touch_is_one_evalsha(counted: tuple[RedisStore, ServerCounts]) -> None:
     key = new_key()
     store.save(key, b"data", 60, None)
     # The TTL and the expiry field "e" that load reads, set together by one script.
+    # TYPE first: a key of another type is refused before its TTL changes.
     seen = counts.during(lambda: store.touch(key, 120))
-    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, pexpire=1, hset=1))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, type=1, pexpire=1, hset=1))
     seen = counts.during(lambda: store.touch(key, None))
-    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, exists=1, persist=1, hset=1))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, type=1, persist=1, hset=1))
     seen = counts.during(lambda: store.touch(new_key(), 120))  # a missing record
-    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, pexpire=1))
+    assert (seen.reads, seen.commands) == (1, Counter(evalsha=1, type=1))
 
 
 def test_delete_is_one_del(counted: tuple[RedisStore, ServerCounts]) -> None:
@@ -415,7 +477,7 @@ def test_forgotten_script_costs_one_script_load(counted: tuple[RedisStore, Serve
     counts.client.script_flush()
     seen = counts.during(lambda: store.touch(key, 120))
     assert seen.reads == 3
-    assert seen.commands == Counter({"evalsha": 2, "script|load": 1, "pexpire": 1, "hset": 1})
+    assert seen.commands == Counter({"evalsha": 2, "script|load": 1, "type": 1, "pexpire": 1, "hset": 1})
     # Save and touch share the script: it is loaded again once, not once each.
     seen = counts.during(lambda: store.save(new_key(), b"data", 60, None))
     assert (seen.reads, seen.commands["script|load"]) == (1, 0)
@@ -507,15 +569,19 @@ def test_forked_child_takes_its_own_connections(server: RedisServer) -> None:
     store.close()
 
 
-def test_frozen_server_times_out_within_bound(server: RedisServer) -> None:
+def test_frozen_server_times_out_within_bound_without_a_retry(server: RedisServer) -> None:
     store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
     key = new_key()
     assert store.save(key, b"before", 60, None)
-    server.signal(signal.SIGSTOP)  # accepts connections, never answers
-    try:
-        assert_unavailable(store, lambda: store.load(key))
-    finally:
-        server.signal(signal.SIGCONT)
+    with redis.Redis(port=server.port) as admin:
+        connections = admin.info("stats")["total_connections_received"]
+        server.signal(signal.SIGSTOP)  # accepts connections, never answers
+        try:
+            assert_unavailable(store, lambda: store.load(key))
+        finally:
+            server.signal(signal.SIGCONT)
+        admin.ping()  # any connection a retry opened is accepted by now
+        assert admin.info("stats")["total_connections_received"] == connections, "a timeout is not retried"
     record = store.load(key)
     assert record is not None and record.data == b"before"
     store.close()

@@ -242,7 +242,7 @@ def test_renewal_adds_exactly_one_touch(subject: Subject) -> None:
     trips = subject.meter.during(lambda: subject.app.get("/dump"))
     assert trips.count == 2, trips
     expected = {
-        "redis": Counter(hmget=1, evalsha=1, pexpire=1, hset=1),  # touch: one script
+        "redis": Counter(hmget=1, evalsha=1, type=1, pexpire=1, hset=1),  # touch: one script
         "memcached": Counter(cmd_get=1, cmd_set=1, cas_hits=1),
         "sql": Counter(SELECT=1, UPDATE=1),
     }[subject.meter.name]
