@@ -16,7 +16,7 @@ from .clock import Clock, system_clock
 from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.merge import merge as merge
-from .policy.ops import Count, Delete, Load, Op, Pause, Save, Steps, Touch
+from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Steps, Touch
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
@@ -42,6 +42,8 @@ def perform(store: Store, op: Op) -> Any:
         return store.delete(op.key)
     if isinstance(op, Count):
         return store.count()
+    if isinstance(op, Purge):
+        return store.purge_expired()
     if isinstance(op, Pause):
         return time.sleep(op.seconds)
     raise TypeError(f"not a store operation: {op!r}")
@@ -87,7 +89,7 @@ class SessionManager:
             self.policy = CookieSessions(settings, clock, session_class)
         else:
             self.store = store if store is not None else open_store(settings.store, clock=clock)
-            self.policy = ServerSessions(settings, clock, session_class, self.store.name)
+            self.policy = ServerSessions(settings, clock, session_class, self.store)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 
     def open_request(self, cookie_header: str | None) -> Session:

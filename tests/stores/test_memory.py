@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from satchel.stores.memory import MemoryStore
-from tests.support.contract import StoreContract, new_key
+from tests.support.contract import StoreContract
 
 
 class TestMemoryStore(StoreContract):
@@ -14,15 +14,3 @@ class TestMemoryStore(StoreContract):
         store = MemoryStore()
         yield store
         store.close()
-
-
-def test_memory_store_is_bounded() -> None:
-    store = MemoryStore(max_records=3)
-    keys = [new_key() for _ in range(5)]
-    for key in keys:
-        assert store.save(key, b"x", 60, None)
-    assert store.count() == 3
-    assert store.load(keys[0]) is None
-    assert store.load(keys[-1]) is not None
-
-

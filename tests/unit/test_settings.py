@@ -332,7 +332,7 @@ def test_a_store_refuses_its_own_options_bad_values() -> None:
         parse(type="ext:memcached", url="127.0.0.1:11211", memcache_module="pylibmc")
 
 
-def test_max_records_caps_the_session_and_sizes_the_memory_store() -> None:
+def test_max_records_caps_the_sessions_not_the_store() -> None:
     parsed = parse(max_records="5")
     assert parsed.max_records == 5
-    assert parsed.store.options == {"max_records": 5}
+    assert parsed.store.options == {}

@@ -1,12 +1,14 @@
 """``max_records``: a bound on how many records the store may hold before new
-sessions stop being saved (existing sessions keep working)."""
+sessions are served but not saved. Existing sessions, logins included, keep
+working; expired records are purged when the bound is met, so the bound lifts by
+itself once a flood's sessions expire."""
 
 from __future__ import annotations
 
 import logging
 
 from ..clock import Clock
-from .ops import Count, Steps
+from .ops import Count, Purge, Steps
 
 log = logging.getLogger("satchel")
 
@@ -22,6 +24,7 @@ class RecordLimit:
         self._counted_at = float("-inf")
         self._known: int | None = None
         self._logged_at = float("-inf")
+        self._purged_at = float("-inf")
 
     def room_for_new_session(self) -> Steps[bool]:
         """False once the store holds ``cap`` records (counted every few seconds)."""
@@ -38,6 +41,12 @@ class RecordLimit:
             self._known += 1
         if self._known is None or self._known < self.cap:
             return True
+        if now - self._purged_at >= COUNT_REFRESH_SECONDS:
+            self._purged_at = now
+            yield Purge()
+            self._known = yield Count()
+            if self._known is None or self._known < self.cap:
+                return True
         if now - self._logged_at >= COUNT_REFRESH_SECONDS:
             self._logged_at = now
             log.warning(

@@ -55,13 +55,18 @@ class Count:
 
 
 @dataclass(frozen=True, slots=True)
+class Purge:
+    """``store.purge_expired()`` -> int."""
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     """Wait ``seconds`` before trying again (a backoff between conflicting writes)."""
 
     seconds: float
 
 
-Op = Load | Save | Touch | Delete | Count | Pause
+Op = Load | Save | Touch | Delete | Count | Purge | Pause
 
 #: A policy step: yields operations, receives their results, returns a ``T``.
 Steps = Generator[Op, Any, T]

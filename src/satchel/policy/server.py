@@ -15,6 +15,7 @@ from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
 from ..settings import SessionSettings
+from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies
 from .limits import RecordLimit
@@ -40,13 +41,14 @@ class ServerSessions:
     """The rules of server-side sessions: ids, signing, timeouts, renewal, merging,
     the record cap and the user index."""
 
-    def __init__(self, settings: SessionSettings, clock: Clock, session_class: type[Session], store_name: str) -> None:
+    def __init__(self, settings: SessionSettings, clock: Clock, session_class: type[Session], store: Store) -> None:
+        """``store`` is consulted for its name and default record cap only: policies do no I/O."""
         self.settings = settings
         self.clock = clock
         self.session_class = session_class
         self.signer = Signer(settings.secrets)
         self.timeouts = Timeouts(settings)
-        self.limit = RecordLimit(settings.max_records, clock, store_name)
+        self.limit = RecordLimit(settings.max_records or store.record_cap, clock, store.name)
         self.users = UserIndex(settings.absolute_timeout, clock)
         self.outages = OutageLog(clock)
         #: Bad cookies and records, aggregated: a flood costs a bounded volume of log.
@@ -189,7 +191,9 @@ class ServerSessions:
         if session.regenerated_from is None:
             if body == EMPTY_BODY:  # save() or changed() on an empty session stores nothing
                 return cookies.delete_cookie_header(cookie, secure_request) if session.had_cookie else None
-            if not (yield from self.limit.room_for_new_session()):
+            # Past the record cap new anonymous sessions are served but not saved; a
+            # login (a session bound to a user) needs credentials, so it always is.
+            if session.user_id is None and not (yield from self.limit.room_for_new_session()):
                 return None
             yield from self._create(session, body, now)
             return self._cookie(session, secure_request)

@@ -54,6 +54,10 @@ class Store(ABC):
     #: Short name for log lines and errors ("redis", "file", ...).
     name: ClassVar[str] = "store"
 
+    #: How many records the session policy lets this store hold before new sessions
+    #: are served but not saved, where ``max_records`` does not say (None: no cap).
+    record_cap: ClassVar[int | None] = None
+
     #: The settings this store reads, by name without the ``session.`` (or
     #: ``cache.<region>.``) prefix, each with the coercer that types its value.
     #: The settings parser rejects names that are neither the session's nor here.

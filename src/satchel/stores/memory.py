@@ -1,47 +1,40 @@
-"""A thread-safe, bounded, expiring store inside the process.
+"""A thread-safe, expiring store inside the process.
 
 Good for one process and for tests; every process has its own, so it cannot
-share sessions between workers.
+share sessions between workers. It never evicts a live record: what bounds it is
+the session policy's record cap (``max_records``; :attr:`MemoryStore.record_cap`
+by default), past which new sessions are served but not saved while existing
+ones keep working, and expired records are purged to make room.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, system_clock
-from ..config.coerce import as_int, uncommented
 from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
-
-log = logging.getLogger("satchel.stores.memory")
-
-DEFAULT_MAX_RECORDS = 100_000
 
 
 class MemoryStore(Store):
     name = "memory"
-    options = {"max_records": uncommented(lambda v, k: as_int(v, k, minimum=1))}
+    record_cap = 100_000
 
-    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS, *, clock: Clock = system_clock) -> None:
-        self.max_records = max_records
+    def __init__(self, *, clock: Clock = system_clock) -> None:
         self.clock = clock
-        # key -> its record (immutable: load hands out the stored one); ordered from
-        # least to most recently used.
-        self._records: OrderedDict[str, Record] = OrderedDict()
+        self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
         self._next_version = 0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> MemoryStore:
-        return cls(max_records=options.get("max_records") or DEFAULT_MAX_RECORDS, clock=clock)
+        return cls(clock=clock)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> MemoryStore:
-        return cls.from_options({"max_records": settings.max_records})
+        return cls()
 
     @property
     def address(self) -> str:
@@ -58,33 +51,19 @@ class MemoryStore(Store):
 
     def load(self, key: str) -> Record | None:
         with self._lock:
-            record = self._live(key, self.clock())
-            if record is not None:
-                self._records.move_to_end(key)
-            return record
+            return self._live(key, self.clock())
 
     def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
         now = self.clock()
-        records = self._records
         with self._lock:
             current = self._live(key, now)
             if (None if current is None else current.version) != expected_version:
                 return None
             if current is None:
-                # Only a create can bring a new key in: updates find their key stored.
-                check_key(key)
-                if len(records) >= self.max_records:
-                    self._make_room(now)
+                check_key(key)  # only a create brings a new key in
             self._next_version = version = self._next_version + 1
-            records[key] = Record(bytes(data), version, None if ttl is None else now + ttl)
-            records.move_to_end(key)
+            self._records[key] = Record(bytes(data), version, None if ttl is None else now + ttl)
             return version
-
-    def _make_room(self, now: float) -> None:
-        self._purge(now)
-        while len(self._records) >= self.max_records:
-            self._records.popitem(last=False)
-            log.warning("memory store full (%d records): evicted the least recently used one", self.max_records)
 
     def touch(self, key: str, ttl: int | None) -> bool:
         now = self.clock()
@@ -99,15 +78,13 @@ class MemoryStore(Store):
         with self._lock:
             self._records.pop(key, None)
 
-    def _purge(self, now: float) -> int:
-        expired = [k for k, r in self._records.items() if r.expires_at is not None and r.expires_at <= now]
-        for key in expired:
-            del self._records[key]
-        return len(expired)
-
     def purge_expired(self) -> int:
+        now = self.clock()
         with self._lock:
-            return self._purge(self.clock())
+            expired = [k for k, r in self._records.items() if r.expires_at is not None and r.expires_at <= now]
+            for key in expired:
+                del self._records[key]
+            return len(expired)
 
     def count(self) -> int:
         with self._lock:
