@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from .clock import system_clock
 from .codecs import check_value, encode_body, encode_value, new_session_id, new_token, only_plain
+from .codecs.values import check_depth
 from .errors import NotSerializable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -277,7 +278,7 @@ class Session(dict[str, Any]):
 
     @_mutation
     def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
-        encode_value(msg, f"flash queue {queue!r}")
+        check_depth(msg, f"flash queue {queue!r}", encode_value(msg, f"flash queue {queue!r}"))
         messages = self.flash_queues.setdefault(queue, [])
         if allow_duplicate or msg not in messages:
             messages.append(msg)

@@ -9,17 +9,31 @@ comparing body bytes, which also catches changes made inside nested values.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .values import dumps, encode_value
+from .values import MAX_DEPTH, check_depth, dumps, encode_value, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
 EMPTY_BODY = b'{"d":{}}'
 HEADER_MAGIC = b"S1"
 
-_decoder = json.JSONDecoder()
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a session can hold")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large a number for a session")
+    return number
+
+
+# NaN, Infinity and numbers that overflow to them load as errors: a session
+# holding one could never be written again.
+_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 @dataclass(slots=True)
@@ -44,7 +58,7 @@ def encode_body(
     if user is not None:
         body["u"] = user
     try:
-        return dumps(body).encode("utf-8")
+        encoded = dumps(body).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
         # A nested value changed after it was assigned: find the key to name.
         for key, value in data.items():
@@ -52,6 +66,9 @@ def encode_body(
         for queue, messages in flash.items():
             encode_value(messages, f"flash queue {queue!r}")
         raise
+    for key, value in data.items():  # nested mutation may have deepened a value
+        check_depth(value, key, encoded)
+    return encoded
 
 
 def decode_body(raw: bytes) -> Body:
@@ -69,6 +86,8 @@ def decode_body(raw: bytes) -> Body:
         or not (user is None or type(user) is str)
     ):
         raise BadData("session body has the wrong shape")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
+        raise BadData(f"session body nests more than {MAX_DEPTH} levels deep")
     return Body(data, flash, csrf, user)
 
 

@@ -18,6 +18,10 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 #: session holding only such values cannot change without its methods being called.
 PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
+#: How deeply lists and dicts may nest in one value: the same limit at assignment
+#: and at load, far below what the decoder could not read back.
+MAX_DEPTH = 64
+
 #: Integers this short always encode (Python refuses to print ints past
 #: sys.get_int_max_str_digits(), 4300 digits by default and at least 640).
 SHORT_INT_BITS = 1024
@@ -48,6 +52,38 @@ def encode_value(value: Any, key: object) -> str:
         ) from None
 
 
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and dicts nest more than ``limit`` levels deep in ``value``."""
+    level: list[Any] = [value] if isinstance(value, (list, dict)) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            child
+            for item in level
+            if isinstance(item, (list, dict))
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (list, dict))
+        ]
+    return bool(level)
+
+
+def _brackets(text: str | bytes) -> int:
+    """An upper bound on nesting depth, cheap enough to skip the walk for most values."""
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
+
+
+def check_depth(value: Any, key: object, text: str | bytes) -> None:
+    """NotSerializable naming ``key`` when ``value`` (encoded as ``text``) nests too deeply."""
+    if _brackets(text) > MAX_DEPTH and too_deep(value):
+        raise NotSerializable(
+            f"session[{key!r}] cannot be stored: lists and dicts in it nest more than {MAX_DEPTH} levels deep",
+            key if isinstance(key, str) else repr(key),
+        )
+
+
 def check_value(value: Any, key: object) -> None:
     """Raise NotSerializable unless ``value`` can be stored; scalars without encoding them."""
     kind = type(value)
@@ -65,4 +101,4 @@ def check_value(value: Any, key: object) -> None:
         if not math.isfinite(value):
             encode_value(value, key)
         return
-    encode_value(value, key)
+    check_depth(value, key, encode_value(value, key))
