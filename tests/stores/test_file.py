@@ -2,21 +2,42 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from satchel.stores.file import FileStore
-from tests.support.contract import StoreContract, new_key
+from satchel.stores.file import STALE_TEMP_SECONDS, FileStore
+from satchel.testing import FakeClock, StoreContract, new_key
 
 
 class TestFileStore(StoreContract):
+    uses_clock = True
+
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[FileStore]:
-        store = FileStore(tmp_path / "data", tmp_path / "lock")
+    def store(self, tmp_path: Path, clock: FakeClock) -> Iterator[FileStore]:
+        store = FileStore(tmp_path / "data", tmp_path / "lock", clock=clock)
         yield store
         store.close()
+
+    @pytest.fixture
+    def foreign_record(self, tmp_path: Path) -> Callable[[], bool]:
+        """A file of somebody else's under data_dir, last modified long ago."""
+        foreign = tmp_path / "data" / "uploads" / "report.pdf"
+        foreign.parent.mkdir(parents=True)
+        foreign.write_bytes(b"not a session")
+        os.utime(foreign, (0, 0))
+        return foreign.exists
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="FileStore.purge_expired takes every subdirectory of data_dir for one of its shards "
+        "and deletes the files in it whose modification time has passed",
+    )
+    def test_purge_leaves_what_the_store_did_not_write(
+        self, store: FileStore, clock: FakeClock, foreign_record: Callable[[], bool]
+    ) -> None:
+        super().test_purge_leaves_what_the_store_did_not_write(store, clock, foreign_record)
 
 
 def test_keys_cannot_escape_data_dir(tmp_path: Path) -> None:
@@ -35,17 +56,21 @@ def test_locking_leaves_no_file_per_session(tmp_path: Path) -> None:
 
 
 def test_stale_temp_files_are_purged(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "data")
+    # The file's change time cannot be set back, so the clock starts at the real time.
+    clock = FakeClock(time.time())
+    store = FileStore(tmp_path / "data", clock=clock)
     key = new_key()
-    store.save(key, b"x", 60, None)
+    store.save(key, b"x", None, None)
     shard = next(p for p in (tmp_path / "data").iterdir() if not p.name.startswith("."))
     leftover = shard / ".tmp-leftover"
     leftover.write_bytes(b"half a rec")
-    old = time.time() - 7200
-    os.utime(leftover, (old, old))
-    # ctime cannot be set back; a leftover younger than an hour is kept, so it is
-    # checked that purging neither counts nor trips over it.
+    # Young, it may be a write in progress; old, it is a killed writer's. Either way
+    # it is not a record: purging does not count it.
     assert store.purge_expired() == 0
+    assert leftover.exists()
+    clock.advance(STALE_TEMP_SECONDS + 1)
+    assert store.purge_expired() == 0
+    assert not leftover.exists()
     assert store.load(key) is not None
 
 

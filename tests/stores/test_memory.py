@@ -5,13 +5,15 @@ from collections.abc import Iterator
 import pytest
 
 from satchel.stores.memory import MemoryStore
-from tests.support.contract import StoreContract, new_key
+from satchel.testing import FakeClock, StoreContract, new_key
 
 
 class TestMemoryStore(StoreContract):
+    uses_clock = True
+
     @pytest.fixture
-    def store(self) -> Iterator[MemoryStore]:
-        store = MemoryStore()
+    def store(self, clock: FakeClock) -> Iterator[MemoryStore]:
+        store = MemoryStore(clock=clock)
         yield store
         store.close()
 
@@ -24,5 +26,3 @@ def test_memory_store_is_bounded() -> None:
     assert store.count() == 3
     assert store.load(keys[0]) is None
     assert store.load(keys[-1]) is not None
-
-
