@@ -16,6 +16,7 @@ import pytest
 
 from satchel.errors import StoreError
 from satchel.stores.file import FileStore
+from satchel.testing import FakeClock
 
 KEY = "k" * 64
 WRITER = """
@@ -80,11 +81,11 @@ def test_full_disk_is_a_clear_error_and_keeps_the_old_record(tiny_disk: Path) ->
     assert leftovers == []
 
 
-def test_purge_runs_while_requests_continue(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "data")
+def test_purge_runs_while_requests_continue(tmp_path: Path, clock: FakeClock) -> None:
+    store = FileStore(tmp_path / "data", clock=clock)
     for i in range(300):
         store.save(f"dead{i:04d}", b"x", 1, None)
-    time.sleep(1.3)
+    clock.advance(2)
     live_keys = [f"live{i:04d}" for i in range(16)]
     errors: list[BaseException] = []
     stop = threading.Event()

@@ -5,12 +5,14 @@ from collections.abc import Iterator
 import pytest
 
 from satchel.stores.memory import MemoryStore
-from tests.support.contract import StoreContract
+from satchel.testing import FakeClock, StoreContract
 
 
 class TestMemoryStore(StoreContract):
+    uses_clock = True
+
     @pytest.fixture
-    def store(self) -> Iterator[MemoryStore]:
-        store = MemoryStore()
+    def store(self, clock: FakeClock) -> Iterator[MemoryStore]:
+        store = MemoryStore(clock=clock)
         yield store
         store.close()

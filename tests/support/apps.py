@@ -9,13 +9,16 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.csrf import check_csrf_token, get_csrf_token
 from pyramid.response import Response
+from pyramid.tweens import EXCVIEW
 from webtest import TestApp
 
+from satchel.clock import Clock
 from satchel.errors import NotSerializable, StoreUnavailable
 from satchel.manager import SessionManager
 from satchel.session import Session
 from satchel.stores.base import Record, Store, Version
 from satchel.stores.memory import MemoryStore
+from satchel.web.pyramid import session_factory_from_settings
 
 SECRET = "0cb243f53ad865a0f70099c0414ffe9cfcfe03ac"
 BASE_SETTINGS = {"session.secret": SECRET, "session.key": "sid"}
@@ -188,11 +191,21 @@ VIEWS = {
 }
 
 
-def make_wsgi_app(settings: Mapping[str, Any], include: bool = True) -> Any:
+def include_on_clock(config: Configurator, clock: Clock) -> None:
+    """What ``config.include("satchel")`` does for sessions, with the session policy
+    and the store reading the time from ``clock``."""
+    config.set_session_factory(session_factory_from_settings(config.get_settings(), clock=clock))
+    config.add_tween("satchel.web.pyramid.session_tween_factory", under=EXCVIEW)
+
+
+def make_wsgi_app(settings: Mapping[str, Any], include: bool = True, clock: Clock | None = None) -> Any:
+    """The test app; with ``clock``, its sessions read the time from it."""
     from pyramid.exceptions import BadCSRFToken
 
     with Configurator(settings=dict(settings)) as config:
-        if include:
+        if clock is not None:
+            include_on_clock(config, clock)
+        elif include:
             config.include("satchel")
         for name, view in VIEWS.items():
             config.add_route(name, f"/{name}")
@@ -203,9 +216,9 @@ def make_wsgi_app(settings: Mapping[str, Any], include: bool = True) -> Any:
         return config.make_wsgi_app()
 
 
-def make_app(settings: Mapping[str, Any] | None = None, **overrides: Any) -> TestApp:
+def make_app(settings: Mapping[str, Any] | None = None, clock: Clock | None = None, **overrides: Any) -> TestApp:
     merged = {**BASE_SETTINGS, **(settings or {}), **overrides}
-    return TestApp(make_wsgi_app(merged))
+    return TestApp(make_wsgi_app(merged, clock=clock))
 
 
 def store_of(app: TestApp) -> Store:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import types
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +34,9 @@ from satchel.manager import SessionManager, build_manager
 from satchel.policy.cookie import COOKIE_LIMIT, MAX_BODY, CookieSessions
 from satchel.session import Session
 from satchel.settings import parse_session_settings
+from satchel.testing import FakeClock
 from satchel.web.pyramid import PyramidSession
-from tests.support.apps import BASE_SETTINGS, SECRET, VIEWS
+from tests.support.apps import BASE_SETTINGS, SECRET, VIEWS, include_on_clock
 
 KEY = "cookie-test-key-0123456789abcdefghijklmnopqrs"
 NEW_KEY = "rotated-key-zyxwvutsrqponmlkjihgfedcba9876543"
@@ -52,27 +52,6 @@ def mode(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class Clock:
-    """Replaces time.time() for satchel's client manager and its sessions."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    fake = types.SimpleNamespace(time=clock.time)
-    monkeypatch.setattr("satchel.clock.time", fake)
-    return clock
 
 
 def blob(request: Any) -> Response:
@@ -106,15 +85,19 @@ def on_too_large(exc: SessionTooLarge, request: Any) -> Response:
     return Response(f"session too large: {exc.size} > {exc.limit}", status=413, content_type="text/plain")
 
 
-def client_app(settings: dict[str, Any], **overrides: Any) -> TestApp:
-    """The shared test app's views plus a few that store large values."""
+def client_app(settings: dict[str, Any], clock: FakeClock | None = None, **overrides: Any) -> TestApp:
+    """The shared test app's views plus a few that store large values; with
+    ``clock``, its sessions read the time from it."""
     from pyramid.exceptions import BadCSRFToken
 
     from tests.support.apps import on_bad_csrf, on_error
 
     merged = {**BASE_SETTINGS, **settings, **overrides}
     with Configurator(settings=merged) as config:
-        config.include("satchel")
+        if clock is None:
+            config.include("satchel")
+        else:
+            include_on_clock(config, clock)
         views = {**VIEWS, "blob": blob, "digest": digest, "grow_nested": grow_nested}
         for name, view in views.items():
             config.add_route(name, f"/{name}")
@@ -131,9 +114,12 @@ def manager_of(app: TestApp) -> SessionManager:
     return manager
 
 
-def make_manager(settings: dict[str, Any], **overrides: Any) -> SessionManager:
+def make_manager(settings: dict[str, Any], clock: FakeClock | None = None, **overrides: Any) -> SessionManager:
     parsed = parse_session_settings({**BASE_SETTINGS, **settings, **overrides})
-    manager = build_manager(parsed, session_class=PyramidSession)
+    if clock is None:
+        manager = build_manager(parsed, session_class=PyramidSession)
+    else:
+        manager = SessionManager(parsed, session_class=PyramidSession, clock=clock)
     assert isinstance(manager, SessionManager)
     return manager
 
@@ -288,14 +274,12 @@ def test_compressed_when_smaller() -> None:
 
 def test_decompression_is_bounded(security_lines: Lines) -> None:
     """Even a cookie sealed with the right key may not inflate past MAX_BODY."""
-    manager = make_manager(ENCRYPTED)
+    manager = make_manager(ENCRYPTED, FakeClock(1_800_000_001.0))
     body = b'{"d":{"x":"' + b"a" * (MAX_BODY + 10) + b'"}}'
     payload = b"\x01" + manager.policy._header(1_800_000_000.0, 1_800_000_000.0) + zlib.compress(body, 9)
     value = "1" + manager.policy.sealer.seal(payload)
     assert len(value) < 4000
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("satchel.clock.time", types.SimpleNamespace(time=lambda: 1_800_000_001.0))
-        session = manager.open_request(f"sid={value}")
+    session = manager.open_request(f"sid={value}")
     assert dict(session) == {}
     assert "too large" in security_lines()[-1].getMessage()
 
@@ -348,43 +332,44 @@ def test_removing_the_last_key_deletes_the_cookie(mode: dict[str, str]) -> None:
     assert header.startswith("sid=;") and "Max-Age=0" in header
 
 
-def test_renewal_resends_once_interval_passed(mode: dict[str, str], clock: Clock) -> None:
-    app = client_app(mode, **{"session.timeout": "30", "session.renew_interval": "10"})
+def test_renewal_resends_once_interval_passed(mode: dict[str, str], session_clock: FakeClock) -> None:
+    app = client_app(mode, session_clock, **{"session.timeout": "30", "session.renew_interval": "10"})
     app.get("/incr")
-    clock.advance(5)
+    session_clock.advance(5)
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    clock.advance(6)  # 11 s since the cookie was issued
+    session_clock.advance(6)  # 11 s since the cookie was issued
     renewed = app.get("/read")
     assert list(set_cookies(renewed)) == ["sid"]
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    clock.advance(25)  # 36 s after the first issue, 25 s after the renewal
+    session_clock.advance(25)  # 36 s after the first issue, 25 s after the renewal
     assert app.get("/read").text == "1"
 
 
-def test_no_renewal_without_timeout_or_relative_expiry(mode: dict[str, str], clock: Clock) -> None:
-    app = client_app(mode, **{"session.timeout": "none", "session.renew_interval": "10"})
+def test_no_renewal_without_timeout_or_relative_expiry(mode: dict[str, str], session_clock: FakeClock) -> None:
+    app = client_app(mode, session_clock, **{"session.timeout": "none", "session.renew_interval": "10"})
     app.get("/incr")
-    clock.advance(3600)
+    session_clock.advance(3600)
     assert app.get("/read").headers.getall("Set-Cookie") == []
 
 
-def test_relative_expiry_is_resent_on_renewal(mode: dict[str, str], clock: Clock) -> None:
+def test_relative_expiry_is_resent_on_renewal(mode: dict[str, str], session_clock: FakeClock) -> None:
     app = client_app(
         mode,
+        session_clock,
         **{"session.timeout": "none", "session.renew_interval": "60", "session.cookie_expires": "3600"},
     )
     app.get("/incr")
-    clock.advance(61)
+    session_clock.advance(61)
     header = set_cookies(app.get("/read"))["sid"]
     assert "Max-Age=3600" in header
 
 
-def test_renewal_disabled(mode: dict[str, str], clock: Clock) -> None:
-    app = client_app(mode, **{"session.timeout": "30", "session.renew_interval": "0"})
+def test_renewal_disabled(mode: dict[str, str], session_clock: FakeClock) -> None:
+    app = client_app(mode, session_clock, **{"session.timeout": "30", "session.renew_interval": "0"})
     app.get("/incr")
-    clock.advance(20)
+    session_clock.advance(20)
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    clock.advance(11)
+    session_clock.advance(11)
     assert app.get("/read").text == "None"
 
 
@@ -392,12 +377,12 @@ def test_renewal_disabled(mode: dict[str, str], clock: Clock) -> None:
 
 
 def test_replayed_cookie_past_idle_timeout_is_refused(
-    mode: dict[str, str], clock: Clock, security_lines: Lines
+    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
 ) -> None:
-    app = client_app(mode, **{"session.timeout": "60", "session.renew_interval": "0"})
+    app = client_app(mode, session_clock, **{"session.timeout": "60", "session.renew_interval": "0"})
     app.get("/incr")
     kept = app.cookies["sid"]
-    clock.advance(61)
+    session_clock.advance(61)
     app.reset()
     app.set_cookie("sid", kept)  # the browser kept it (or somebody copied it)
     assert app.get("/read").text == "None"
@@ -405,12 +390,12 @@ def test_replayed_cookie_past_idle_timeout_is_refused(
     assert line.levelno == logging.INFO and "expired" in line.getMessage()
 
 
-def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], clock: Clock) -> None:
-    app = client_app(mode, **{"session.timeout": "60", "session.renew_interval": "10"})
+def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], session_clock: FakeClock) -> None:
+    app = client_app(mode, session_clock, **{"session.timeout": "60", "session.renew_interval": "10"})
     app.get("/incr")
     first = app.cookies["sid"]
     for _ in range(5):
-        clock.advance(30)
+        session_clock.advance(30)
         assert app.get("/read").text == "1"
     # The first cookie, replayed now, is 150 s old: refused.
     app.reset()
@@ -419,29 +404,31 @@ def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], clock: C
 
 
 def test_absolute_timeout_is_enforced_on_an_active_session(
-    mode: dict[str, str], clock: Clock, security_lines: Lines
+    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
 ) -> None:
     app = client_app(
-        mode, **{"session.timeout": "60", "session.absolute_timeout": "120", "session.renew_interval": "5"}
+        mode,
+        session_clock,
+        **{"session.timeout": "60", "session.absolute_timeout": "120", "session.renew_interval": "5"},
     )
     app.get("/incr")
     for _ in range(3):
-        clock.advance(35)
+        session_clock.advance(35)
         assert app.get("/incr").text in ("2", "3", "4")
-    clock.advance(20)  # 125 s after it was created, 20 s after the last write
+    session_clock.advance(20)  # 125 s after it was created, 20 s after the last write
     assert app.get("/read").text == "None"
     assert "absolute_timeout" in security_lines()[-1].getMessage()
 
 
 def test_cookie_issued_in_the_future_is_refused(
-    mode: dict[str, str], clock: Clock, security_lines: Lines
+    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
 ) -> None:
-    manager = make_manager(mode)
+    manager = make_manager(mode, session_clock)
     session = fresh(manager)
     session["a"] = 1
-    clock.advance(3600)
+    session_clock.advance(3600)
     headers = manager.commit(session)
-    clock.advance(-3600)
+    session_clock.advance(-3600)
     assert dict(manager.open_request(cookie_header(headers))) == {}
     assert "impossible" in security_lines()[-1].getMessage()
 
@@ -576,12 +563,12 @@ def test_invalidate_cannot_revoke_a_copy(mode: dict[str, str]) -> None:
     assert app.get("/read").text == "1"
 
 
-def test_invalidate_then_set_starts_over(mode: dict[str, str], clock: Clock) -> None:
-    app = client_app(mode, **{"session.absolute_timeout": "3600"})
+def test_invalidate_then_set_starts_over(mode: dict[str, str], session_clock: FakeClock) -> None:
+    app = client_app(mode, session_clock, **{"session.absolute_timeout": "3600"})
     app.get("/incr")
-    clock.advance(3000)
+    session_clock.advance(3000)
     app.get("/invalidate_then_set")
-    clock.advance(1000)  # past the first session's absolute timeout, not the new one's
+    session_clock.advance(1000)  # past the first session's absolute timeout, not the new one's
     assert app.get("/dump").text == "[('after', 'yes')]"
 
 
@@ -600,12 +587,14 @@ def test_regenerate_id_resends_and_rotates_csrf(mode: dict[str, str]) -> None:
     assert app.post("/csrf_check", {"csrf_token": new_token}).text == "accepted"
 
 
-def test_regenerate_id_without_csrf_token_or_change_still_resends(mode: dict[str, str], clock: Clock) -> None:
-    manager = make_manager(mode)
+def test_regenerate_id_without_csrf_token_or_change_still_resends(
+    mode: dict[str, str], session_clock: FakeClock
+) -> None:
+    manager = make_manager(mode, session_clock)
     session = fresh(manager)
     session["user"] = "ada"
     first = manager.commit(session)
-    clock.advance(0.01)  # a fresh issue time (and, when encrypted, a fresh nonce)
+    session_clock.advance(0.01)  # a fresh issue time (and, when encrypted, a fresh nonce)
     loaded = manager.open_request(cookie_header(first))
     loaded.regenerate_id()
     second = manager.commit(loaded)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from webtest import TestApp
 from zope.interface.verify import verifyObject
 
 from satchel.codecs import store_key
+from satchel.testing import FakeClock
 from tests.support.apps import SECRET, counting, make_app, store_of
 
 # Cookie mode, encrypted (AES-GCM) and signed-only; tests/test_client_sessions.py
@@ -339,40 +339,41 @@ def test_cookie_expires_false_means_long_lived(settings: dict[str, Any]) -> None
     assert header is not None and f"Max-Age={400 * 86400}" in header
 
 
-def test_idle_timeout_expires_session(settings: dict[str, Any]) -> None:
-    app = make_app(settings, **{"session.timeout": "1", "session.renew_interval": "0"})
+def test_idle_timeout_expires_session(settings: dict[str, Any], session_clock: FakeClock) -> None:
+    app = make_app(settings, clock=session_clock, **{"session.timeout": "1", "session.renew_interval": "0"})
     app.get("/incr")
-    time.sleep(1.3)
+    session_clock.advance(1.3)
     assert app.get("/read").text == "None"
 
 
 @server_side
-def test_renewal_touches_once_interval_passed(settings: dict[str, Any]) -> None:
-    app = make_app(settings, **{"session.timeout": "3", "session.renew_interval": "1"})
+def test_renewal_touches_once_interval_passed(settings: dict[str, Any], session_clock: FakeClock) -> None:
+    app = make_app(settings, clock=session_clock, **{"session.timeout": "3", "session.renew_interval": "1"})
     app.get("/incr")
     store = counting(app)
     app.get("/read")
     assert store.writes() == 0
-    time.sleep(1.2)
+    session_clock.advance(1.2)
     app.get("/read")
     assert store.calls["touch"] == 1
     app.get("/read")
     assert store.calls["touch"] == 1
-    time.sleep(2.2)  # past the original 3 s, but renewed 2.2 s ago
+    session_clock.advance(2.2)  # past the original 3 s, but renewed 2.2 s ago
     assert app.get("/read").text == "1"
 
 
-def test_absolute_timeout(settings: dict[str, Any]) -> None:
+def test_absolute_timeout(settings: dict[str, Any], session_clock: FakeClock) -> None:
     app = make_app(
         settings,
+        clock=session_clock,
         **{"session.timeout": "1", "session.absolute_timeout": "2", "session.renew_interval": "0"},
     )
     app.get("/incr")
-    time.sleep(0.7)
+    session_clock.advance(0.7)
     app.get("/incr")
-    time.sleep(0.7)
+    session_clock.advance(0.7)
     app.get("/incr")
-    time.sleep(0.8)
+    session_clock.advance(0.8)
     assert app.get("/read").text == "None"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import secrets
 import zlib
 from collections.abc import Iterator, Mapping
@@ -26,7 +27,7 @@ from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from ..settings import StoreSettings
-from .base import Record, Store, Version, check_key
+from .base import KEY_PATTERN, Record, Store, Version, check_key
 
 MAGIC = b"SATCHEL1 "
 #: Modification time that stands for "never expires" (year 2242).
@@ -34,6 +35,19 @@ NEVER = float(2**33)
 LOCK_STRIPES = 64
 #: Temporary files older than this are leftovers of a killed writer.
 STALE_TEMP_SECONDS = 3600
+
+
+SHARD_NAME = re.compile(r"[0-9a-f]{2}")
+
+
+def _shard_of(key: str) -> str:
+    return format(zlib.crc32(key.encode()) & 0xFF, "02x")
+
+
+def _written_by_a_store(path: str) -> bool:
+    """Whether the file starts with the header every record this store writes has."""
+    with open(path, "rb") as handle:
+        return handle.read(len(MAGIC)) == MAGIC
 
 
 class FileStore(Store):
@@ -78,15 +92,14 @@ class FileStore(Store):
         check_key(key)
         if key.startswith("."):
             raise ValueError(f"file store keys may not start with a dot: {key!r}")
-        shard = format(zlib.crc32(key.encode()) & 0xFF, "02x")
-        return self.data_dir / shard / key
+        return self.data_dir / _shard_of(key) / key
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         stripe = zlib.adler32(key.encode()) % LOCK_STRIPES
         path = self.lock_dir / f"stripe-{stripe:02d}.lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._open_lock(path)
         except OSError as exc:
             raise StoreUnavailable(f"file store cannot open its lock file: {exc}", self.name, str(path)) from exc
         try:
@@ -97,6 +110,15 @@ class FileStore(Store):
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    def _open_lock(self, path: Path) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            # The lock directory was removed under a running application (it may
+            # sit inside data_dir): made again, as the data directories are.
+            self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     # -- reading --------------------------------------------------------------
 
@@ -186,14 +208,22 @@ class FileStore(Store):
     # -- housekeeping ---------------------------------------------------------
 
     def _entries(self) -> Iterator[os.DirEntry[str]]:
+        """The store's own files: in its two-hex-digit shard directories, named as keys
+        are (and temporary files); nothing else under ``data_dir`` is ever touched."""
         try:
             shards = list(os.scandir(self.data_dir))
         except FileNotFoundError:
             return
         for shard in shards:
-            if not shard.is_dir(follow_symlinks=False) or shard.name.startswith("."):
+            if not (SHARD_NAME.fullmatch(shard.name) and shard.is_dir(follow_symlinks=False)):
                 continue
-            yield from os.scandir(shard.path)
+            for entry in os.scandir(shard.path):
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.name.startswith(".tmp-") or (
+                    KEY_PATTERN.fullmatch(entry.name) and _shard_of(entry.name) == shard.name
+                ):
+                    yield entry
 
     def purge_expired(self) -> int:
         try:
@@ -218,7 +248,7 @@ class FileStore(Store):
             with self._locked(entry.name):
                 # Check again under the lock: a writer may have renewed it meanwhile.
                 try:
-                    if os.stat(entry.path).st_mtime <= self.clock():
+                    if os.stat(entry.path).st_mtime <= self.clock() and _written_by_a_store(entry.path):
                         os.unlink(entry.path)
                         removed += 1
                 except FileNotFoundError:
