@@ -18,16 +18,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def session_clock(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """``clock``, also as the time a new Session is stamped with: ``Session`` reads
-    ``satchel.clock.system_clock`` for its creation time, which no injected clock
-    reaches, and the absolute timeout counts from it."""
-    monkeypatch.setattr("satchel.session.system_clock", clock)
-    return clock
-
-
-@pytest.fixture
-def manager(session_clock: FakeClock) -> SessionManager:
-    """Server-side sessions on a memory store, with every reader of time on ``session_clock``."""
+def manager(clock: FakeClock) -> SessionManager:
+    """Server-side sessions on a memory store, with every reader of time on ``clock``."""
     settings = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
-    return SessionManager(settings, MemoryStore(clock=session_clock), clock=session_clock)
+    return SessionManager(settings, MemoryStore(clock=clock), clock=clock)

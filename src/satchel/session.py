@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .clock import system_clock
+from .clock import Clock, system_clock
 from .codecs import check_value, encode_body, encode_value, new_session_id, new_token, only_plain
 from .codecs.values import check_depth
 from .errors import NotSerializable
@@ -91,9 +91,12 @@ class Session(dict[str, Any]):
         loaded: Loaded | None = None,
         had_cookie: bool = False,
         store_unavailable: bool = False,
+        clock: Clock = system_clock,
     ) -> None:
         super().__init__(data or ())
-        now = system_clock()
+        #: Where the session reads the time (the policy's clock).
+        self.clock = clock
+        now = clock()
         self._id = id
         #: True until the session has been stored (or sent, in cookie mode).
         self.new = loaded is None
@@ -244,7 +247,7 @@ class Session(dict[str, Any]):
         self.loaded = None
         self.marked_changed = False
         self.regenerated_from = None
-        self.created = self.accessed = system_clock()
+        self.created = self.accessed = self.clock()
 
     @_mutation
     def regenerate_id(self) -> None:

@@ -22,18 +22,18 @@ def test_advance_moves_the_clock_either_way() -> None:
     assert clock() == 1059.5
 
 
-def test_new_sessions_are_stamped_with_the_fake_time(manager: SessionManager, session_clock: FakeClock) -> None:
-    session_clock.advance(42)
+def test_new_sessions_are_stamped_with_the_fake_time(manager: SessionManager, clock: FakeClock) -> None:
+    clock.advance(42)
     session = manager.open_request(None)
-    assert session.created == session.accessed == session_clock()
+    assert session.created == session.accessed == clock()
 
 
-def test_an_idle_session_expires_without_anyone_sleeping(manager: SessionManager, session_clock: FakeClock) -> None:
+def test_an_idle_session_expires_without_anyone_sleeping(manager: SessionManager, clock: FakeClock) -> None:
     visitor = Browser(manager)
     visitor.request(lambda session: session.__setitem__("count", 1))
-    session_clock.advance(1199)  # one second inside the idle timeout; past the renew interval
+    clock.advance(1199)  # one second inside the idle timeout; past the renew interval
     assert visitor.request(lambda session: session.get("count")) == 1
-    session_clock.advance(1199)  # inside the timeout again, counted from the renewal
+    clock.advance(1199)  # inside the timeout again, counted from the renewal
     assert visitor.request(lambda session: session.get("count")) == 1
-    session_clock.advance(1201)
+    clock.advance(1201)
     assert visitor.request(lambda session: session.get("count")) is None

@@ -332,44 +332,44 @@ def test_removing_the_last_key_deletes_the_cookie(mode: dict[str, str]) -> None:
     assert header.startswith("sid=;") and "Max-Age=0" in header
 
 
-def test_renewal_resends_once_interval_passed(mode: dict[str, str], session_clock: FakeClock) -> None:
-    app = client_app(mode, session_clock, **{"session.timeout": "30", "session.renew_interval": "10"})
+def test_renewal_resends_once_interval_passed(mode: dict[str, str], clock: FakeClock) -> None:
+    app = client_app(mode, clock, **{"session.timeout": "30", "session.renew_interval": "10"})
     app.get("/incr")
-    session_clock.advance(5)
+    clock.advance(5)
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    session_clock.advance(6)  # 11 s since the cookie was issued
+    clock.advance(6)  # 11 s since the cookie was issued
     renewed = app.get("/read")
     assert list(set_cookies(renewed)) == ["sid"]
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    session_clock.advance(25)  # 36 s after the first issue, 25 s after the renewal
+    clock.advance(25)  # 36 s after the first issue, 25 s after the renewal
     assert app.get("/read").text == "1"
 
 
-def test_no_renewal_without_timeout_or_relative_expiry(mode: dict[str, str], session_clock: FakeClock) -> None:
-    app = client_app(mode, session_clock, **{"session.timeout": "none", "session.renew_interval": "10"})
+def test_no_renewal_without_timeout_or_relative_expiry(mode: dict[str, str], clock: FakeClock) -> None:
+    app = client_app(mode, clock, **{"session.timeout": "none", "session.renew_interval": "10"})
     app.get("/incr")
-    session_clock.advance(3600)
+    clock.advance(3600)
     assert app.get("/read").headers.getall("Set-Cookie") == []
 
 
-def test_relative_expiry_is_resent_on_renewal(mode: dict[str, str], session_clock: FakeClock) -> None:
+def test_relative_expiry_is_resent_on_renewal(mode: dict[str, str], clock: FakeClock) -> None:
     app = client_app(
         mode,
-        session_clock,
+        clock,
         **{"session.timeout": "none", "session.renew_interval": "60", "session.cookie_expires": "3600"},
     )
     app.get("/incr")
-    session_clock.advance(61)
+    clock.advance(61)
     header = set_cookies(app.get("/read"))["sid"]
     assert "Max-Age=3600" in header
 
 
-def test_renewal_disabled(mode: dict[str, str], session_clock: FakeClock) -> None:
-    app = client_app(mode, session_clock, **{"session.timeout": "30", "session.renew_interval": "0"})
+def test_renewal_disabled(mode: dict[str, str], clock: FakeClock) -> None:
+    app = client_app(mode, clock, **{"session.timeout": "30", "session.renew_interval": "0"})
     app.get("/incr")
-    session_clock.advance(20)
+    clock.advance(20)
     assert app.get("/read").headers.getall("Set-Cookie") == []
-    session_clock.advance(11)
+    clock.advance(11)
     assert app.get("/read").text == "None"
 
 
@@ -377,12 +377,12 @@ def test_renewal_disabled(mode: dict[str, str], session_clock: FakeClock) -> Non
 
 
 def test_replayed_cookie_past_idle_timeout_is_refused(
-    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
+    mode: dict[str, str], clock: FakeClock, security_lines: Lines
 ) -> None:
-    app = client_app(mode, session_clock, **{"session.timeout": "60", "session.renew_interval": "0"})
+    app = client_app(mode, clock, **{"session.timeout": "60", "session.renew_interval": "0"})
     app.get("/incr")
     kept = app.cookies["sid"]
-    session_clock.advance(61)
+    clock.advance(61)
     app.reset()
     app.set_cookie("sid", kept)  # the browser kept it (or somebody copied it)
     assert app.get("/read").text == "None"
@@ -390,12 +390,12 @@ def test_replayed_cookie_past_idle_timeout_is_refused(
     assert line.levelno == logging.INFO and "expired" in line.getMessage()
 
 
-def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], session_clock: FakeClock) -> None:
-    app = client_app(mode, session_clock, **{"session.timeout": "60", "session.renew_interval": "10"})
+def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], clock: FakeClock) -> None:
+    app = client_app(mode, clock, **{"session.timeout": "60", "session.renew_interval": "10"})
     app.get("/incr")
     first = app.cookies["sid"]
     for _ in range(5):
-        session_clock.advance(30)
+        clock.advance(30)
         assert app.get("/read").text == "1"
     # The first cookie, replayed now, is 150 s old: refused.
     app.reset()
@@ -404,31 +404,31 @@ def test_renewed_session_outlives_the_first_issue(mode: dict[str, str], session_
 
 
 def test_absolute_timeout_is_enforced_on_an_active_session(
-    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
+    mode: dict[str, str], clock: FakeClock, security_lines: Lines
 ) -> None:
     app = client_app(
         mode,
-        session_clock,
+        clock,
         **{"session.timeout": "60", "session.absolute_timeout": "120", "session.renew_interval": "5"},
     )
     app.get("/incr")
     for _ in range(3):
-        session_clock.advance(35)
+        clock.advance(35)
         assert app.get("/incr").text in ("2", "3", "4")
-    session_clock.advance(20)  # 125 s after it was created, 20 s after the last write
+    clock.advance(20)  # 125 s after it was created, 20 s after the last write
     assert app.get("/read").text == "None"
     assert "absolute_timeout" in security_lines()[-1].getMessage()
 
 
 def test_cookie_issued_in_the_future_is_refused(
-    mode: dict[str, str], session_clock: FakeClock, security_lines: Lines
+    mode: dict[str, str], clock: FakeClock, security_lines: Lines
 ) -> None:
-    manager = make_manager(mode, session_clock)
+    manager = make_manager(mode, clock)
     session = fresh(manager)
     session["a"] = 1
-    session_clock.advance(3600)
+    clock.advance(3600)
     headers = manager.commit(session)
-    session_clock.advance(-3600)
+    clock.advance(-3600)
     assert dict(manager.open_request(cookie_header(headers))) == {}
     assert "impossible" in security_lines()[-1].getMessage()
 
@@ -563,12 +563,12 @@ def test_invalidate_cannot_revoke_a_copy(mode: dict[str, str]) -> None:
     assert app.get("/read").text == "1"
 
 
-def test_invalidate_then_set_starts_over(mode: dict[str, str], session_clock: FakeClock) -> None:
-    app = client_app(mode, session_clock, **{"session.absolute_timeout": "3600"})
+def test_invalidate_then_set_starts_over(mode: dict[str, str], clock: FakeClock) -> None:
+    app = client_app(mode, clock, **{"session.absolute_timeout": "3600"})
     app.get("/incr")
-    session_clock.advance(3000)
+    clock.advance(3000)
     app.get("/invalidate_then_set")
-    session_clock.advance(1000)  # past the first session's absolute timeout, not the new one's
+    clock.advance(1000)  # past the first session's absolute timeout, not the new one's
     assert app.get("/dump").text == "[('after', 'yes')]"
 
 
@@ -588,13 +588,13 @@ def test_regenerate_id_resends_and_rotates_csrf(mode: dict[str, str]) -> None:
 
 
 def test_regenerate_id_without_csrf_token_or_change_still_resends(
-    mode: dict[str, str], session_clock: FakeClock
+    mode: dict[str, str], clock: FakeClock
 ) -> None:
-    manager = make_manager(mode, session_clock)
+    manager = make_manager(mode, clock)
     session = fresh(manager)
     session["user"] = "ada"
     first = manager.commit(session)
-    session_clock.advance(0.01)  # a fresh issue time (and, when encrypted, a fresh nonce)
+    clock.advance(0.01)  # a fresh issue time (and, when encrypted, a fresh nonce)
     loaded = manager.open_request(cookie_header(first))
     loaded.regenerate_id()
     second = manager.commit(loaded)

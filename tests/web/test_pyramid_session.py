@@ -339,41 +339,41 @@ def test_cookie_expires_false_means_long_lived(settings: dict[str, Any]) -> None
     assert header is not None and f"Max-Age={400 * 86400}" in header
 
 
-def test_idle_timeout_expires_session(settings: dict[str, Any], session_clock: FakeClock) -> None:
-    app = make_app(settings, clock=session_clock, **{"session.timeout": "1", "session.renew_interval": "0"})
+def test_idle_timeout_expires_session(settings: dict[str, Any], clock: FakeClock) -> None:
+    app = make_app(settings, clock=clock, **{"session.timeout": "1", "session.renew_interval": "0"})
     app.get("/incr")
-    session_clock.advance(1.3)
+    clock.advance(1.3)
     assert app.get("/read").text == "None"
 
 
 @server_side
-def test_renewal_touches_once_interval_passed(settings: dict[str, Any], session_clock: FakeClock) -> None:
-    app = make_app(settings, clock=session_clock, **{"session.timeout": "3", "session.renew_interval": "1"})
+def test_renewal_touches_once_interval_passed(settings: dict[str, Any], clock: FakeClock) -> None:
+    app = make_app(settings, clock=clock, **{"session.timeout": "3", "session.renew_interval": "1"})
     app.get("/incr")
     store = counting(app)
     app.get("/read")
     assert store.writes() == 0
-    session_clock.advance(1.2)
+    clock.advance(1.2)
     app.get("/read")
     assert store.calls["touch"] == 1
     app.get("/read")
     assert store.calls["touch"] == 1
-    session_clock.advance(2.2)  # past the original 3 s, but renewed 2.2 s ago
+    clock.advance(2.2)  # past the original 3 s, but renewed 2.2 s ago
     assert app.get("/read").text == "1"
 
 
-def test_absolute_timeout(settings: dict[str, Any], session_clock: FakeClock) -> None:
+def test_absolute_timeout(settings: dict[str, Any], clock: FakeClock) -> None:
     app = make_app(
         settings,
-        clock=session_clock,
+        clock=clock,
         **{"session.timeout": "1", "session.absolute_timeout": "2", "session.renew_interval": "0"},
     )
     app.get("/incr")
-    session_clock.advance(0.7)
+    clock.advance(0.7)
     app.get("/incr")
-    session_clock.advance(0.7)
+    clock.advance(0.7)
     app.get("/incr")
-    session_clock.advance(0.8)
+    clock.advance(0.8)
     assert app.get("/read").text == "None"
 
 

@@ -240,7 +240,7 @@ class CookieSessions:
         return immediately(self._open({0: cookie_value} if cookie_value else {}))
 
     def _fresh(self, seen: Iterable[int] = ()) -> Session:
-        session = self.session_class()
+        session = self.session_class(clock=self.clock)
         session.guard = self.check_size
         session.transport = Chunks(tuple(sorted(seen)))
         session.had_cookie = bool(session.transport.seen)
@@ -279,6 +279,7 @@ class CookieSessions:
             user_id=body.user,
             loaded=Loaded(body_bytes, user=body.user),
             had_cookie=True,
+            clock=self.clock,
         )
         session.guard = self.check_size
         session.transport = Chunks(tuple(sorted(chunks)), self._count_of(chunks[0]))

@@ -64,28 +64,32 @@ class ServerSessions:
     def open(self, cookie_value: str | None) -> Steps[Session]:
         """The session the cookie names, or a fresh one (never adopting the client's id)."""
         if not cookie_value:
-            return self.session_class()
+            return self._fresh()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
             self.refused.event(
                 logging.WARNING, "bad signature", "session cookie with a bad signature; starting a new session"
             )
-            return self.session_class(had_cookie=True)
+            return self._fresh(had_cookie=True)
         try:
             loaded = yield from self.load(session_id)
         except Moved:
             # A request that carries the cookie from before a login in another tab:
             # an empty session that is never saved, so neither a new cookie nor a
             # deletion can overtake the one the login sent.
-            session = self.session_class()
+            session = self._fresh()
             session.unsaved = True
             return session
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
             self.outages.log(logging.WARNING, "session store unavailable (%s); serving unsaved sessions", exc)
-            return self.session_class(had_cookie=True, store_unavailable=True)
-        return loaded if loaded is not None else self.session_class(had_cookie=True)
+            return self._fresh(had_cookie=True, store_unavailable=True)
+        return loaded if loaded is not None else self._fresh(had_cookie=True)
+
+    def _fresh(self, *, had_cookie: bool = False, store_unavailable: bool = False) -> Session:
+        """A new, empty session started now (by the policy's clock)."""
+        return self.session_class(had_cookie=had_cookie, store_unavailable=store_unavailable, clock=self.clock)
 
     def load(self, session_id: str) -> Steps[Session | None]:
         """The stored session for a verified id, or None; reading never writes, except to
@@ -122,6 +126,7 @@ class ServerSessions:
             user_id=body.user,
             loaded=Loaded(body_bytes, record.version, record.expires_at, body.user),
             had_cookie=True,
+            clock=self.clock,
         )
 
     # -- committing ---------------------------------------------------------------
