@@ -299,8 +299,8 @@ NO_WORK: dict[str, Callable[[], None]] = {"incr": _nothing, "read": _nothing}
 def session_work() -> dict[str, Callable[[], None]]:
     """What satchel memory's manager does in a changing and in a read-only request
     (cookie, load, change, commit; no Pyramid glue), to run between raw commands."""
+    from satchel.config import parse_session_settings
     from satchel.manager import build_manager
-    from satchel.settings import parse_session_settings
 
     manager = build_manager(parse_session_settings(
         {"session.type": "memory", "session.secret": SECRET, "session.key": COOKIE_NAME}))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from satchel.testing import FakeClock
 from tests.support.apps import BASE_SETTINGS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import parse_session_settings as parse_session_settings
 from .errors import BadData as BadData
 from .errors import ConfigurationError as ConfigurationError
 from .errors import NotSerializable as NotSerializable
@@ -14,7 +15,6 @@ from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
 from .manager import SessionManager as SessionManager
 from .session import Session as Session
-from .settings import parse_session_settings as parse_session_settings
 
 __version__ = "0.1.0"
 

@@ -13,6 +13,7 @@ import time
 from typing import Any, TypeVar
 
 from .clock import Clock, system_clock
+from .config import SessionConfig
 from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.merge import merge as merge
@@ -20,7 +21,6 @@ from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Steps, Touc
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
-from .settings import SessionSettings
 from .stores import Store, open_store
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class SessionManager:
 
     def __init__(
         self,
-        settings: SessionSettings,
+        settings: SessionConfig,
         store: Store | None = None,
         session_class: type[Session] = Session,
         *,
@@ -135,7 +135,7 @@ class SessionManager:
 
 
 def build_manager(
-    settings: SessionSettings, store: Store | None = None, session_class: type[Session] = Session
+    settings: SessionConfig, store: Store | None = None, session_class: type[Session] = Session
 ) -> SessionManager:
     """The manager the settings ask for (kept for code that called it by this name)."""
     return SessionManager(settings, store, session_class)

@@ -14,9 +14,8 @@ import pytest
 
 from satchel.cli import main, run_with_progress
 from satchel.codecs import store_key
-from satchel.inifile import find_section, section_settings
+from satchel.config import find_section, parse_session_settings, section_settings
 from satchel.manager import SessionManager
-from satchel.settings import parse_session_settings
 from tests.support.apps import SECRET
 
 
@@ -357,7 +356,7 @@ def test_cache_clear_reaches_other_processes(capsys: pytest.CaptureFixture[str],
         f"cache.short_term.expire = 60\ncache.short_term.key_prefix = t{namespace}:\n"
     )
     write(ini, ini.read_text() + cache)
-    from satchel.inifile import find_section, section_settings
+    from satchel.config import find_section, section_settings
 
     settings = section_settings(find_section(str(ini), None))
     elsewhere = regions_from_settings(settings)["short_term"]

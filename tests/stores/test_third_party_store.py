@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from satchel.clock import Clock, system_clock
+from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
-from satchel.settings import parse_session_settings
 from satchel.stores.base import Record, Store, Version, check_key
 from satchel.testing import AsyncStoreContract, FakeClock, StoreContract
 from tests.support.apps import BASE_SETTINGS, Browser

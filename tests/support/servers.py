@@ -30,7 +30,7 @@ from typing import IO, Any
 from urllib.parse import urlencode, urlsplit
 
 from satchel.codecs import Signer, store_key
-from satchel.settings import parse_session_settings
+from satchel.config import parse_session_settings
 from satchel.stores import Store, open_store
 from tests.support.apps import SECRET
 from tests.support.services import (

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import SECRET
 from tests.support.servers import ALL_STORES, Deployment, Reply, deployed, get

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from satchel.settings import parse_session_settings
+from satchel.config import parse_session_settings
 from satchel.stores import open_store
 from tests.support.serve_app import UNAVAILABLE_TEXT
 from tests.support.servers import (

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from satchel.codecs import Body
+from satchel.config import parse_session_settings
 from satchel.errors import SessionConflict, StoreUnavailable
 from satchel.manager import SessionManager, merge
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import SECRET
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.config.coerce import NEVER
 from satchel.errors import ConfigurationError
-from satchel.settings import parse_session_settings
 from tests.support.apps import SECRET
 
 BASE = {"session.secret": SECRET}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from satchel.clock import Clock, system_clock
+from satchel.config import parse_session_settings
 from satchel.config.coerce import as_str
 from satchel.errors import ConfigurationError
-from satchel.settings import parse_session_settings
 from satchel.stores import open_store, store_class
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import SECRET

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from satchel.throttled import ThrottledLog
 from tests.support.apps import SECRET

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from satchel.codecs import Signer, decode_body, encode_record, split_record, store_key
+from satchel.config import SESSION_OPTIONS, parse_session_settings
 from satchel.errors import BadData, ConfigurationError
 from satchel.policy.cookies import read_cookie
-from satchel.settings import SESSION_OPTIONS, parse_session_settings
 from tests.support.apps import SECRET, make_app, store_of
 
 FAST = int(os.environ.get("SATCHEL_FUZZ_FAST", "300"))

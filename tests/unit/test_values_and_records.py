@@ -10,10 +10,10 @@ import pytest
 
 from satchel.codecs import encode_record
 from satchel.codecs.values import MAX_DEPTH
+from satchel.config import parse_session_settings
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager
 from satchel.session import Session
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import SECRET
 

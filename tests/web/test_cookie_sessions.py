@@ -29,11 +29,11 @@ from webtest import TestApp
 from zope.interface.verify import verifyObject
 
 from satchel.codecs import encode_body
+from satchel.config import parse_session_settings
 from satchel.errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
 from satchel.manager import SessionManager, build_manager
 from satchel.policy.cookie import COOKIE_LIMIT, MAX_BODY, CookieSessions
 from satchel.session import Session
-from satchel.settings import parse_session_settings
 from satchel.testing import FakeClock
 from satchel.web.pyramid import PyramidSession
 from tests.support.apps import BASE_SETTINGS, SECRET, VIEWS, include_on_clock

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager, build_manager
 from satchel.session import Session
-from satchel.settings import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import BASE_SETTINGS, MANAGER_MODES, Browser, CountingStore
 

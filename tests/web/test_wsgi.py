@@ -15,9 +15,9 @@ from paste.deploy import loadapp
 from webtest import TestApp
 
 from satchel.codecs import store_key
+from satchel.config import parse_session_settings
 from satchel.errors import ConfigurationError, StoreUnavailable
 from satchel.session import Session
-from satchel.settings import parse_session_settings
 from satchel.stores.file import FileStore
 from satchel.stores.memory import MemoryStore
 from satchel.wsgi import LazySession, SessionMiddleware, filter_app_factory, filter_factory, filter_settings

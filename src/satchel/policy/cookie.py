@@ -31,9 +31,9 @@ from typing import Any
 from ..clock import Clock
 from ..codecs import EMPTY_BODY, HEADER_MAGIC, Signer, decode_body, encode_value, split_record
 from ..codecs.sealing import EncryptedSealer, Sealer, SignedSealer
+from ..config import SessionConfig
 from ..errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
 from ..session import Loaded, Session
-from ..settings import SessionSettings
 from ..throttled import ThrottledLog
 from . import cookies
 from .ops import Steps, immediately
@@ -81,7 +81,7 @@ class Chunks:
 class CookieSessions:
     """The rules of cookie sessions: sealing, chunking, size limits and timeouts."""
 
-    def __init__(self, settings: SessionSettings, clock: Clock, session_class: type[Session]) -> None:
+    def __init__(self, settings: SessionConfig, clock: Clock, session_class: type[Session]) -> None:
         self.settings = settings
         self.clock = clock
         self.session_class = session_class

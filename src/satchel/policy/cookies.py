@@ -8,14 +8,14 @@ import time
 from collections.abc import Iterator
 from email.utils import formatdate
 
+from ..config import CookieConfig
 from ..config.coerce import NEVER
-from ..settings import CookieSettings
 
 #: Browsers cap cookie lifetimes at 400 days; "never expires" means that.
 NEVER_SECONDS = 400 * 24 * 3600
 
 
-def _expiry(settings: CookieSettings, now: float) -> tuple[int, float] | None:
+def _expiry(settings: CookieConfig, now: float) -> tuple[int, float] | None:
     expires = settings.expires
     if expires is None:
         return None
@@ -30,12 +30,12 @@ def _expiry(settings: CookieSettings, now: float) -> tuple[int, float] | None:
     return None
 
 
-def has_relative_expiry(settings: CookieSettings) -> bool:
+def has_relative_expiry(settings: CookieConfig) -> bool:
     """True when the cookie's lifetime counts from when it was set, so renewals resend it."""
     return settings.expires == NEVER or isinstance(settings.expires, _dt.timedelta)
 
 
-def _attributes(settings: CookieSettings, secure_request: bool) -> str:
+def _attributes(settings: CookieConfig, secure_request: bool) -> str:
     parts = [f"; Path={settings.path}"]
     if settings.domain:
         parts.append(f"; Domain={settings.domain}")
@@ -48,7 +48,7 @@ def _attributes(settings: CookieSettings, secure_request: bool) -> str:
     return "".join(parts)
 
 
-def set_cookie_header(settings: CookieSettings, value: str, secure_request: bool = False) -> str:
+def set_cookie_header(settings: CookieConfig, value: str, secure_request: bool = False) -> str:
     header = f"{settings.name}={value}"
     expiry = _expiry(settings, time.time())
     if expiry is not None:
@@ -57,7 +57,7 @@ def set_cookie_header(settings: CookieSettings, value: str, secure_request: bool
     return header + _attributes(settings, secure_request)
 
 
-def delete_cookie_header(settings: CookieSettings, secure_request: bool = False) -> str:
+def delete_cookie_header(settings: CookieConfig, secure_request: bool = False) -> str:
     return f"{settings.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT" + _attributes(settings, secure_request)
 
 

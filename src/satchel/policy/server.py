@@ -12,9 +12,9 @@ from typing import Any
 
 from ..clock import Clock
 from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_record, split_record, store_key
+from ..config import SessionConfig
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
-from ..settings import SessionSettings
 from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies
@@ -41,7 +41,7 @@ class ServerSessions:
     """The rules of server-side sessions: ids, signing, timeouts, renewal, merging,
     the record cap and the user index."""
 
-    def __init__(self, settings: SessionSettings, clock: Clock, session_class: type[Session], store: Store) -> None:
+    def __init__(self, settings: SessionConfig, clock: Clock, session_class: type[Session], store: Store) -> None:
         """``store`` is consulted for its name and default record cap only: policies do no I/O."""
         self.settings = settings
         self.clock = clock

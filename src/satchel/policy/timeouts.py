@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..settings import SessionSettings
+from ..config import SessionConfig
 
 
 class Timeouts:
     """The session lifetimes the settings ask for, as decisions at a given time."""
 
-    def __init__(self, settings: SessionSettings) -> None:
+    def __init__(self, settings: SessionConfig) -> None:
         self.idle = settings.timeout
         self.absolute = settings.absolute_timeout
         self.renew_interval = settings.renew_interval

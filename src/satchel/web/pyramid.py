@@ -17,9 +17,9 @@ from pyramid.tweens import EXCVIEW
 from zope.interface import implementer
 
 from ..clock import Clock, system_clock
+from ..config import CACHE_PREFIXES, SESSION_PREFIXES, SessionConfig, parse_session_settings
 from ..manager import SessionManager
 from ..session import Session
-from ..settings import CACHE_PREFIXES, SESSION_PREFIXES, SessionSettings, parse_session_settings
 from ..stores import Store
 from .headers import vary_cookie
 from .lifecycle import RequestSession
@@ -87,7 +87,7 @@ def session_factory_from_settings(
 
     ``clock`` is where the session policy reads the time (tests pass a fake one).
     """
-    parsed: SessionSettings = parse_session_settings(settings)
+    parsed: SessionConfig = parse_session_settings(settings)
     return SatchelSessionFactory(SessionManager(parsed, store, session_class=PyramidSession, clock=clock))
 
 

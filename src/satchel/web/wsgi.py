@@ -16,11 +16,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from ..config import CACHE_PREFIXES, SESSION_OPTIONS, SESSION_PREFIXES, SessionConfig, parse_session_settings
 from ..config.coerce import as_bool, as_str
 from ..errors import ConfigurationError
 from ..manager import SessionManager
 from ..session import Session
-from ..settings import CACHE_PREFIXES, SESSION_OPTIONS, SESSION_PREFIXES, SessionSettings, parse_session_settings
 from ..stores import Store
 from .headers import vary_cookie
 from .lifecycle import RequestSession
@@ -119,7 +119,7 @@ class SessionMiddleware:
 
     ``settings`` is the flat mapping an INI file gives (``session.*`` or
     ``beaker.session.*`` keys), or an already parsed
-    :class:`~satchel.settings.SessionSettings`. Both are checked here, at start-up.
+    :class:`~satchel.config.SessionConfig`. Both are checked here, at start-up.
 
     ``environ_key`` names where the session goes (Beaker's option of that name).
     With ``beaker_alias`` the same object is also ``environ["beaker.session"]``,
@@ -129,14 +129,14 @@ class SessionMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        settings: Mapping[str, Any] | SessionSettings,
+        settings: Mapping[str, Any] | SessionConfig,
         *,
         store: Store | None = None,
         session_class: type[Session] = Session,
         environ_key: str = ENVIRON_KEY,
         beaker_alias: bool = True,
     ) -> None:
-        parsed = settings if isinstance(settings, SessionSettings) else parse_session_settings(settings)
+        parsed = settings if isinstance(settings, SessionConfig) else parse_session_settings(settings)
         self.app = app
         self.manager = SessionManager(parsed, store, session_class=session_class)
         self.environ_key = environ_key
