@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from satchel.cache import CacheRegion, cache_region, configure_from_settings, invalidate_region, regions_from_settings
+from satchel.cache.backends.memcached import MemcachedCacheBackend
 from satchel.cache.backends.redis import SERVER_TIMEOUT
 from satchel.cache.backends.sql import SQL_CONNECT_TIMEOUT, cache_sa_options
 from satchel.cache.guards import RETRY_INTERVAL
@@ -245,3 +246,36 @@ def test_memcached_killed_and_restarted(caplog: pytest.LogCaptureFixture) -> Non
         assert cached_twice(region, create) == ({"call": 4}, {"call": 4})
     finally:
         server.stop()
+
+
+def test_a_memcached_region_keeps_caching_on_the_servers_that_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """A failed server rests on its own: the keys of the others stay cached meanwhile."""
+    servers = [MemcachedServer(), MemcachedServer()]
+    for server in servers:
+        server.start()
+    try:
+        settings = {
+            "cache.regions": "r",
+            "cache.type": "ext:memcached",
+            "cache.url": ";".join(f"127.0.0.1:{server.port}" for server in servers),
+            "cache.expire": "60",
+        }
+        region = regions_from_settings(settings)["r"]
+        memcached, mangle = backend(region), region.key_mangler
+        assert isinstance(memcached, MemcachedCacheBackend) and mangle is not None
+        holder = memcached.ring.node(memcached.gen_key)
+        names = {f"k{n}": memcached.ring.node(mangle(f"k{n}")) for n in range(40)}
+        live = next(name for name, node in names.items() if node == holder)
+        lost = next(name for name, node in names.items() if node != holder)
+        next(server for server in servers if f"127.0.0.1:{server.port}" != holder).stop()
+
+        live_create, lost_create = Creator(), Creator()
+        with caplog.at_level(logging.WARNING, "satchel.cache"):
+            for _ in range(3):
+                assert region.get_or_create(lost, lost_create) == {"call": lost_create.calls}
+                assert region.get_or_create(live, live_create) == {"call": 1}
+        assert (live_create.calls, lost_create.calls) == (1, 3)
+        assert "is unavailable" in caplog.text
+    finally:
+        for server in servers:
+            server.stop()
