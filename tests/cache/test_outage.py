@@ -7,11 +7,6 @@ are killed and started again, after which the same region caches again.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,12 +16,13 @@ from typing import Any
 import pytest
 
 from satchel.cache import CacheRegion, cache_region, configure_from_settings, invalidate_region, regions_from_settings
+from satchel.cache.backends.memcached import MemcachedCacheBackend
 from satchel.cache.backends.redis import SERVER_TIMEOUT
 from satchel.cache.backends.sql import SQL_CONNECT_TIMEOUT, cache_sa_options
 from satchel.cache.guards import RETRY_INTERVAL
 from satchel.errors import StoreUnavailable
 from tests.support.cache import RedisServer, backend, free_port, region, server_settings
-from tests.support.services import need
+from tests.support.servers import PrivateMemcached
 
 #: No call may wait out a connect timeout while the server is down: connections are
 #: refused at once, so a call taking the shortest of the timeouts (redis and memcached
@@ -194,42 +190,14 @@ def test_redis_killed_and_restarted(redis_server: RedisServer, caplog: pytest.Lo
     assert region.get_or_create("k", create) == {"call": 5}
 
 
-class MemcachedServer:
-    def __init__(self) -> None:
-        need(shutil.which("memcached") is not None, "the memcached program")
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["memcached", "-p", str(self.port), "-U", "0", "-l", "127.0.0.1", "-m", "16"]
-        if os.geteuid() == 0:
-            command += ["-u", "root"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                assert self.process.poll() is None, "memcached exited at start"
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
-
 def test_memcached_killed_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
-    server = MemcachedServer()
+    server = PrivateMemcached()
     server.start()
     try:
         settings = {
             "cache.regions": "r",
             "cache.type": "ext:memcached",
-            "cache.url": f"127.0.0.1:{server.port}",
+            "cache.url": server.address,
             "cache.expire": "60",
         }
         region = regions_from_settings(settings)["r"]
@@ -245,3 +213,36 @@ def test_memcached_killed_and_restarted(caplog: pytest.LogCaptureFixture) -> Non
         assert cached_twice(region, create) == ({"call": 4}, {"call": 4})
     finally:
         server.stop()
+
+
+def test_a_memcached_region_keeps_caching_on_the_servers_that_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """A failed server rests on its own: the keys of the others stay cached meanwhile."""
+    servers = [PrivateMemcached(), PrivateMemcached()]
+    for server in servers:
+        server.start()
+    try:
+        settings = {
+            "cache.regions": "r",
+            "cache.type": "ext:memcached",
+            "cache.url": ";".join(server.address for server in servers),
+            "cache.expire": "60",
+        }
+        region = regions_from_settings(settings)["r"]
+        memcached, mangle = backend(region), region.key_mangler
+        assert isinstance(memcached, MemcachedCacheBackend) and mangle is not None
+        holder = memcached.ring.node(memcached.gen_key)
+        names = {f"k{n}": memcached.ring.node(mangle(f"k{n}")) for n in range(40)}
+        live = next(name for name, node in names.items() if node == holder)
+        lost = next(name for name, node in names.items() if node != holder)
+        next(server for server in servers if server.address != holder).stop()
+
+        live_create, lost_create = Creator(), Creator()
+        with caplog.at_level(logging.WARNING, "satchel.cache"):
+            for _ in range(3):
+                assert region.get_or_create(lost, lost_create) == {"call": lost_create.calls}
+                assert region.get_or_create(live, live_create) == {"call": 1}
+        assert (live_create.calls, lost_create.calls) == (1, 3)
+        assert "is unavailable" in caplog.text
+    finally:
+        for server in servers:
+            server.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from satchel.cache import parse_cache_settings, regions_from_settings
-from satchel.cache.settings import RegionConfig
+from satchel.config import RegionConfig
 from satchel.errors import ConfigurationError
 from tests.support.cache import FIELD_BLOCK
 

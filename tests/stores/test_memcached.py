@@ -28,6 +28,7 @@ from satchel.stores import open_store
 from satchel.stores.memcached import (
     MAX_KEY_BYTES,
     MemcachedStore,
+    ServerRing,
     expiry,
     open_servers,
     parse_servers,
@@ -335,6 +336,65 @@ def test_outage_raises_store_unavailable_then_recovers(
     store.close()
 
 
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_ring_with_a_retry_interval_rests_only_the_failed_server(
+    own_servers: tuple[OwnMemcached, OwnMemcached],
+) -> None:
+    """Its keys fail at once, without the server being asked, until the interval has
+    passed; the other server's keys keep working meanwhile."""
+    down, up = own_servers
+    ticks = Ticks()
+    ring = ServerRing(parse_servers(f"{down.address};{up.address}"), retry_interval=5, monotonic=ticks)
+    keys = [f"t:rest:{new_key()}" for _ in range(20)]
+    on_down = next(key for key in keys if ring.node(key) == down.address)
+    on_up = next(key for key in keys if ring.node(key) == up.address)
+
+    def get(key: str) -> bytes | None:
+        value: bytes | None = ring.run(key, lambda client: client.get(key))
+        return value
+
+    down.stop()
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        get(on_down)
+    down.start()
+    ticks.now += 4.9
+    with pytest.raises(StoreUnavailable, match="not tried again yet") as raised:
+        get(on_down)
+    assert (raised.value.store, raised.value.address) == ("memcached", down.address)
+    assert get(on_up) is None
+    assert stats([("127.0.0.1", down.port)])[0]["cmd_get"] == 0  # never asked while resting
+
+    ticks.now += 0.1
+    assert get(on_down) is None
+    assert get(on_down) is None
+    assert stats([("127.0.0.1", down.port)])[0]["cmd_get"] == 2
+    ring.close()
+
+
+def test_the_session_store_asks_a_failed_server_again_on_the_next_call(
+    own_servers: tuple[OwnMemcached, OwnMemcached],
+) -> None:
+    server, _ = own_servers
+    store = MemcachedStore(server.address, key_prefix="t:again:")
+    key = new_key()
+    server.stop()
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            store.load(key)
+    server.start()
+    assert store.load(key) is None
+    store.close()
+
+
 def test_memcached_without_cas_is_a_clear_error() -> None:
     server = OwnMemcached("-C")
     try:
@@ -380,12 +440,17 @@ def test_a_restart_between_calls_costs_a_load_nothing(own_servers: tuple[OwnMemc
     store.close()
 
 
-def test_a_write_first_after_a_restart_is_unavailable_once(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:
+@pytest.mark.parametrize("retry_interval", [0, 60])
+def test_a_write_first_after_a_restart_is_unavailable_once(
+    own_servers: tuple[OwnMemcached, OwnMemcached], retry_interval: float
+) -> None:
     """A write on a connection found closed is never sent again (the server may have
     run it): its outcome is unknown, so it is StoreUnavailable, not a conflict. The
-    server's stale connections are dropped with it, and the next write works."""
+    server's stale connections are dropped with it, and the next write works, also
+    on a ring that rests failed servers (the server did answer)."""
     server, _ = own_servers
     store = MemcachedStore(server.address, key_prefix="t:restart:")
+    store.ring.retry_interval = retry_interval
     assert store.save(new_key(), b"x", 60, None)
     idle_connections(store, 3)
     server.stop()

@@ -26,6 +26,9 @@ from typing import Any
 from dogpile.cache.api import NO_VALUE as NO_VALUE
 from dogpile.cache.region import CacheRegion as CacheRegion
 
+from ..config import CACHE_PREFIXES as CACHE_PREFIXES
+from ..config import RegionConfig as RegionConfig
+from ..config import parse_cache_settings as parse_cache_settings
 from ..errors import ConfigurationError
 from .decorator import CachedFunction as CachedFunction
 from .decorator import cache_region as cache_region
@@ -37,9 +40,6 @@ from .regions import invalidate_region as invalidate_region
 from .regions import is_shared as is_shared
 from .regions import regions as regions
 from .regions import regions_from_settings as regions_from_settings
-from .settings import CACHE_PREFIXES as CACHE_PREFIXES
-from .settings import RegionConfig as RegionConfig
-from .settings import parse_cache_settings as parse_cache_settings
 
 
 def _request_cache_region(request: Any, name: str) -> CacheRegion:

@@ -8,9 +8,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from dogpile.cache.region import CacheRegion
 
+from ..config.cache import DEFAULT_KEY_LENGTH
 from .keys import GenKey, KeyMaker, hashed, text
 from .regions import get_region
-from .settings import DEFAULT_KEY_LENGTH
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 
 from dogpile.cache.api import NO_VALUE, SerializedReturnType
 
+from ..config.cache import RegionConfig
 from ..errors import StoreUnavailable
 from .guards import RETRY_INTERVAL, Errors, Guard
 from .keys import GenKey
-from .settings import RegionConfig
 
 
 def new_generation() -> bytes:

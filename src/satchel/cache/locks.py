@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dogpile.cache.api import CacheMutex
 
@@ -136,25 +136,6 @@ class ExpiringMutex:
         return True
 
 
-class MemcachedMutex(ExpiringMutex):
-    """The lock as a memcached ``add`` (``client`` has pymemcache's public client methods)."""
-
-    def __init__(self, client: Callable[[], Any], key: str, timeout: int) -> None:
-        super().__init__(key, timeout)
-        self._client = client
-
-    def create(self, token: bytes) -> bool:
-        return bool(self._client().add(self.key, token, expire=self.timeout + 1, noreply=False))
-
-    def release(self) -> None:
-        client = self._client()
-        if client.get(self.key) == self.token:
-            client.delete(self.key, noreply=False)
-
-    def locked(self) -> bool:
-        return self._client().get(self.key) is not None
-
-
 class StoreMutex(ExpiringMutex):
     """The lock as a record of one of satchel's stores, saved only if absent, with a TTL."""
 
@@ -245,4 +226,4 @@ class FlockMutex:
         return False
 
 
-__all__ = ["ExpiringMutex", "FlockMutex", "LayeredMutex", "MemcachedMutex", "Mutex", "StoreMutex"]
+__all__ = ["ExpiringMutex", "FlockMutex", "LayeredMutex", "Mutex", "StoreMutex"]

@@ -22,13 +22,13 @@ from dogpile.cache.exception import RegionNotConfigured
 from dogpile.cache.proxy import ProxyBackend
 from dogpile.cache.region import CacheRegion, DefaultInvalidationStrategy, RegionInvalidationStrategy
 
+from ..config.cache import DEFAULT_KEY_LENGTH, REGION_NAME, RegionConfig, parse_cache_settings
 from ..errors import ConfigurationError
 from .backends import backend_class, dogpile_name
 from .generations import Generations, RegionState, Wiring
 from .guards import Guard, GuardProxy
 from .keys import ServerMangler
 from .serializers import SERIALIZERS
-from .settings import DEFAULT_KEY_LENGTH, REGION_NAME, RegionConfig, parse_cache_settings
 
 log = logging.getLogger("satchel.cache")
 

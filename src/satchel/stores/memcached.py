@@ -7,8 +7,10 @@ it). ``HashClient`` itself is not used: while a server fails it answers some cal
 with a default value even with ``ignore_exc=False`` (a load finds nothing, a create
 looks like a conflict) and then moves the server's keys to the others, so stale
 records come back when the server returns. The ring never moves a key: a server
-that fails raises :class:`StoreUnavailable` for its keys, and is used again as soon
-as it answers.
+that fails raises :class:`StoreUnavailable` for its keys. It is tried again on the
+next call, or, with a ``retry_interval`` (the cache's choice), only once that many
+seconds have passed: until then its keys fail at once, without waiting out a
+connect timeout.
 
 :class:`MemcachedStore` speaks the store contract with one command per operation:
 ``load`` is ``gets``, ``save`` ``add`` (a new record) or ``cas``, ``touch`` and
@@ -115,6 +117,17 @@ class ServerRing:
     process that finds itself forked (its pid changed) builds clients of its own
     and leaves its parent's connections alone; the pid is compared on every call
     rather than trusting at-fork hooks, which servers that fork from C do not run.
+
+    ``retry_interval`` (seconds, 0 for none) rests a server that could not be
+    reached: its keys raise :class:`StoreUnavailable` at once until the interval
+    has passed, then the next call tries it again. Each server rests on its own,
+    so the keys of the others keep working. Sessions leave it at 0: a session
+    request that meets a failed server fails, so each one should ask the server
+    (a refused connection fails at once anyway, and a restarted server serves the
+    very next request) rather than fail for a while after one lost connection.
+    A cache serves values uncached while a server is down, and would otherwise
+    wait out a connect timeout on every call to an unreachable host. The interval
+    is measured on ``monotonic`` (a test passes its own).
     """
 
     def __init__(
@@ -123,6 +136,8 @@ class ServerRing:
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
         timeout: float = TIMEOUT,
+        retry_interval: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
             from pymemcache.client.rendezvous import RendezvousHash
@@ -145,6 +160,9 @@ class ServerRing:
         self.servers = {f"{host}:{port}": (host, port) for host, port in servers}  # HashClient's node names
         self.connect_timeout = connect_timeout
         self.timeout = timeout
+        self.retry_interval = retry_interval
+        self._monotonic = monotonic
+        self._failed_at: dict[str, float] = {}  # server address -> when it failed (monotonic seconds)
         self._hash = RendezvousHash(nodes=list(self.servers))
         self._pid = os.getpid()
         self._clients = {address: self._client(server) for address, server in self.servers.items()}
@@ -184,18 +202,16 @@ class ServerRing:
 
     def run_on(self, address: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
         """:meth:`run` on the server at ``address``."""
+        self._refuse_while_resting(address)
         try:
-            try:
-                return command(self.client(address))
-            except self._lost:
-                self.renew(address)
-                if not repeatable:
-                    raise
-                return command(self.client(address))
+            result = self._send(address, command, repeatable)
         except self._unreachable as exc:  # refused, timed out, reset, closed
             reason = "no answer in time" if isinstance(exc, TimeoutError) else repr(exc)
             if not repeatable and isinstance(exc, self._lost):
+                # The server did answer until the connection went (a restart): not a reason to rest it.
                 reason = f"the connection was lost during a write, whose outcome is unknown: {exc!r}"
+            elif self.retry_interval:
+                self._failed_at[address] = self._monotonic()
             raise StoreUnavailable(f"memcached at {address} is unreachable: {reason}", "memcached", address) from exc
         except self._refused as exc:
             detail = _text(exc)
@@ -204,6 +220,29 @@ class ServerRing:
             raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
         except self._unusable as exc:  # an error reply, or one that is not memcached's
             raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
+        self._failed_at.pop(address, None)
+        return result
+
+    def _send(self, address: str, command: Callable[[Any], T], repeatable: bool) -> T:
+        """``command`` on the server's pool; once more on a fresh pool when a connection was
+        found closed and the command is ``repeatable``."""
+        try:
+            return command(self.client(address))
+        except self._lost:
+            self.renew(address)
+            if not repeatable:
+                raise
+            return command(self.client(address))
+
+    def _refuse_while_resting(self, address: str) -> None:
+        """Raise :class:`StoreUnavailable` if the server failed less than ``retry_interval`` ago."""
+        failed_at = self._failed_at.get(address)
+        if failed_at is not None and self._monotonic() - failed_at < self.retry_interval:
+            raise StoreUnavailable(
+                f"memcached at {address} failed less than {self.retry_interval:g} s ago; not tried again yet",
+                "memcached",
+                address,
+            )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The values of those ``keys`` that exist: one ``get`` per server holding any."""
@@ -242,9 +281,17 @@ class ServerRing:
         )
 
 
-def open_servers(spec: str | Iterable[str | Server], **timeouts: float) -> ServerRing:
-    """The ring for Beaker's server list ``spec`` (``connect_timeout``, ``timeout``)."""
-    return ServerRing(parse_servers(spec), **timeouts)
+def open_servers(
+    spec: str | Iterable[str | Server],
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    timeout: float = TIMEOUT,
+    retry_interval: float = 0.0,
+) -> ServerRing:
+    """The ring for Beaker's server list ``spec`` (see :class:`ServerRing` for the options)."""
+    return ServerRing(
+        parse_servers(spec), connect_timeout=connect_timeout, timeout=timeout, retry_interval=retry_interval
+    )
 
 
 def _joined(servers: Sequence[Server]) -> str:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dogpile.cache.api import CacheMutex
 
+from ...stores.file import FileStore
 from ..guards import Errors
 from ..locks import FlockMutex, LayeredMutex
 from .store import StoreCacheBackend
-
-if TYPE_CHECKING:
-    from ...stores.base import Store
 
 
 class FileCacheBackend(StoreCacheBackend):
@@ -26,21 +23,17 @@ class FileCacheBackend(StoreCacheBackend):
 
     def __init__(self, arguments: Mapping[str, Any]) -> None:
         super().__init__(arguments)
-        config = self.wiring.config
-        assert config.data_dir is not None
-        self.lock_dir = Path(config.lock_dir) if config.lock_dir else Path(config.data_dir) / ".locks"
-        self._store = self.open_store()
+        store = self.open_store()
+        self.lock_dir = store.lock_dir
+        self._store = store
 
     @classmethod
     def failures(cls) -> tuple[Errors, Errors]:
         return (), (OSError,)
 
-    def open_store(self) -> Store:
-        from ...stores.file import FileStore
-
+    def open_store(self) -> FileStore:
         config = self.wiring.config
-        assert config.data_dir is not None
-        return FileStore(config.data_dir, config.lock_dir)
+        return FileStore.from_options({"data_dir": config.data_dir, "lock_dir": config.lock_dir})
 
     def get_mutex(self, key: str) -> CacheMutex:
         name = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from dogpile.cache.api import BytesBackend, CacheMutex
 
+from ...config.cache import RegionConfig
+from ...stores.redis import redis_client
 from ..generations import Generations
 from ..guards import Errors
 from ..locks import LayeredMutex
-from ..settings import RegionConfig
 
 if TYPE_CHECKING:
     import redis
@@ -28,19 +29,9 @@ LOCK_SLEEP = 0.05
 
 
 def connect(config: RegionConfig) -> redis.Redis:
-    """The region's client: bounded timeouts, one immediate retry on a broken connection.
-
-    One retry covers a restarted server or an idle connection a firewall dropped;
-    none on a timeout, which would double the wait.
-    """
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
-    return redis.Redis.from_url(
-        config.url or "", socket_timeout=SERVER_TIMEOUT, socket_connect_timeout=SERVER_TIMEOUT, retry=retry
-    )
+    """The region's client: satchel's one Redis client policy (its retry policy
+    included), with timeouts shorter than a session store's."""
+    return redis_client(config.url or "", cluster=False, timeout=SERVER_TIMEOUT)
 
 
 class RedisMutex:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from dogpile.cache.api import CacheMutex
 
-from ...settings import StoreSettings
 from ..keys import hashed
 from ..locks import LayeredMutex, StoreMutex
 from .store import StoreCacheBackend
@@ -42,15 +41,15 @@ class SQLCacheBackend(StoreCacheBackend):
         from ...stores.sql import SQLStore
 
         config = self.wiring.config
-        settings = StoreSettings(
-            type="sql",
-            url=config.url,
-            table_name=config.table_name,
-            schema_name=config.schema_name,
-            sa_options=cache_sa_options(config.url, config.sa_options),
-            engine=config.engine,
+        return SQLStore.from_options(
+            {
+                "url": config.url,
+                "table_name": config.table_name,
+                "schema_name": config.schema_name,
+                "sa": cache_sa_options(config.url, config.sa_options),
+                "bind": config.engine,
+            }
         )
-        return SQLStore.from_settings(settings)
 
     def get_mutex(self, key: str) -> CacheMutex:
         config = self.wiring.config
