@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from satchel.testing import new_key
 from tests.support.apps import make_app, store_of
-from tests.support.contract import new_key
 from tests.support.servers import RedisServer
 
 

@@ -23,8 +23,6 @@ import pytest
 from pymemcache.client.base import Client
 
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
-from satchel.settings import StoreSettings
-from satchel.stores import open_store
 from satchel.stores.memcached import (
     MAX_KEY_BYTES,
     MemcachedStore,
@@ -34,7 +32,7 @@ from satchel.stores.memcached import (
     parse_servers,
     written,
 )
-from tests.support.contract import StoreContract, assert_fork_safe, new_key
+from satchel.testing import StoreContract, assert_fork_safe, new_key
 from tests.support.services import MEMCACHED_SERVERS, need, need_port, nonsense_server, port_open
 
 SERVERS = parse_servers(MEMCACHED_SERVERS)
@@ -194,9 +192,9 @@ def test_expiry_sent_to_memcached() -> None:
     assert now + 30 * DAY + 1 <= expiry(30 * DAY) <= int(time.time()) + 30 * DAY + 1
 
 
-def test_from_settings_and_registry(servers: list[tuple[str, int]]) -> None:
+def test_from_options_and_registry(servers: list[tuple[str, int]]) -> None:
     url = ",".join(f"{host}:{port}" for host, port in servers)
-    store = open_store(StoreSettings(type="memcached", url=url, key_prefix="t:registry:"))
+    store = MemcachedStore.from_options({"url": url, "key_prefix": "t:registry:"})
     try:
         assert isinstance(store, MemcachedStore)
         assert store.address == ";".join(f"{host}:{port}" for host, port in servers)
@@ -216,7 +214,7 @@ def test_server_list_parsing() -> None:
     with pytest.raises(ConfigurationError):
         MemcachedStore("127.0.0.1:11211", key_prefix="has space:")
     with pytest.raises(ConfigurationError):
-        MemcachedStore.from_settings(StoreSettings(type="memcached"))
+        MemcachedStore.from_options({})
     assert parse_servers(["a:1", " b ", ("c", 3)]) == [("a", 1), ("b", 11211), ("c", 3)]
     with pytest.raises(ConfigurationError):
         parse_servers(" ; ")

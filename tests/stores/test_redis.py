@@ -29,8 +29,6 @@ import redis
 from redis.cluster import RedisCluster
 
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
-from satchel.settings import StoreSettings
-from satchel.stores import open_store
 from satchel.stores.base import Record, Store
 from satchel.stores.redis import (
     RedisClusterStore,
@@ -40,7 +38,7 @@ from satchel.stores.redis import (
     retry_policy,
     server_urls,
 )
-from tests.support.contract import StoreContract, assert_fork_safe, new_key
+from satchel.testing import StoreContract, assert_fork_safe, new_key
 from tests.support.servers import RedisServer, free_port
 from tests.support.services import REDIS_CLUSTER_PORTS, REDIS_URL, need_port
 
@@ -59,8 +57,8 @@ def drop_prefix(client: redis.Redis | RedisCluster, prefix: str) -> None:
         client.delete(name)
 
 
-def redis_settings(url: str, prefix: str) -> StoreSettings:
-    return StoreSettings(type="redis", url=url, key_prefix=prefix)
+def redis_settings(url: str, prefix: str) -> dict[str, str]:
+    return {"url": url, "key_prefix": prefix}
 
 
 # -- the contract, against the shared servers ---------------------------------------
@@ -84,7 +82,7 @@ class TestRedisStore(StoreContract):
 
     @pytest.fixture
     def store(self) -> Iterator[RedisStore]:
-        yield from shared_store(lambda prefix: open_store(redis_settings(REDIS_URL, prefix)))
+        yield from shared_store(lambda prefix: RedisStore.from_options(redis_settings(REDIS_URL, prefix)))
 
 
 class TestRedisStoreOnGivenClient(StoreContract):
@@ -112,7 +110,7 @@ class TestRedisClusterStore(StoreContract):
     def store(self) -> Iterator[RedisClusterStore]:
         urls = cluster_urls()
         prefix = new_prefix()
-        store = open_store(StoreSettings(type="rediscluster", urls=urls, key_prefix=prefix))
+        store = RedisClusterStore.from_options({"urls": urls, "key_prefix": prefix})
         assert isinstance(store, RedisClusterStore)
         yield store
         store.close()
@@ -124,7 +122,7 @@ class TestRedisClusterStore(StoreContract):
 def test_cluster_spreads_records_over_all_primaries() -> None:
     urls = cluster_urls()
     prefix = new_prefix()
-    store = RedisClusterStore.from_settings(StoreSettings(type="rediscluster", urls=urls, key_prefix=prefix))
+    store = RedisClusterStore.from_options({"urls": urls, "key_prefix": prefix})
     keys = [new_key() for _ in range(30)]
     for key in keys:
         assert store.save(key, b"x", 60, None)
@@ -149,7 +147,7 @@ def shared() -> Iterator[tuple[RedisStore, redis.Redis]]:
     target = urlsplit(REDIS_URL)
     need_port(target.hostname or "127.0.0.1", target.port or 6379, "Redis")
     prefix = new_prefix()
-    store = RedisStore.from_settings(redis_settings(REDIS_URL, prefix))
+    store = RedisStore.from_options(redis_settings(REDIS_URL, prefix))
     client = redis.Redis.from_url(REDIS_URL)
     yield store, client
     store.close()
@@ -406,7 +404,7 @@ class ServerCounts:
 
 @pytest.fixture
 def counted(quiet_server: RedisServer) -> Iterator[tuple[RedisStore, ServerCounts]]:
-    store = RedisStore.from_settings(redis_settings(quiet_server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(quiet_server.url, new_prefix()))
     # Warm up: open the connection (HELLO, CLIENT SETINFO) and load the scripts.
     store.load(new_key())
     store.save(new_key(), b"warm", 60, None)
@@ -498,7 +496,7 @@ def assert_unavailable(store: RedisStore, call: Callable[[], object]) -> None:
 
 
 def test_server_down_then_back(server: RedisServer) -> None:
-    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(server.url, new_prefix()))
     assert store.address == server.url
     key = new_key()
     assert store.save(key, b"before", 60, None)
@@ -523,7 +521,7 @@ def test_server_down_then_back(server: RedisServer) -> None:
 
 
 def test_restart_between_calls_goes_unnoticed(server: RedisServer) -> None:
-    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(server.url, new_prefix()))
     key = new_key()
     assert store.save(key, b"before", 60, None)
     server.stop()
@@ -537,7 +535,7 @@ def test_restart_between_calls_goes_unnoticed(server: RedisServer) -> None:
 def test_connections_killed_by_the_server_are_replaced(server: RedisServer) -> None:
     """The server closes the store's idle connections (CLIENT KILL, an idle timeout):
     the next call fails on the dead connection, reconnects and sends the command again."""
-    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(server.url, new_prefix()))
     key = new_key()
     assert store.save(key, b"before", 60, None)
     with redis.Redis(port=server.port) as admin:
@@ -563,14 +561,14 @@ def test_connections_killed_by_the_server_are_replaced(server: RedisServer) -> N
 
 
 def test_forked_child_takes_its_own_connections(server: RedisServer) -> None:
-    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(server.url, new_prefix()))
     with redis.Redis(port=server.port) as admin:
         assert_fork_safe(store, lambda: int(admin.info("stats")["total_connections_received"]))
     store.close()
 
 
 def test_frozen_server_times_out_within_bound_without_a_retry(server: RedisServer) -> None:
-    store = RedisStore.from_settings(redis_settings(server.url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(server.url, new_prefix()))
     key = new_key()
     assert store.save(key, b"before", 60, None)
     with redis.Redis(port=server.port) as admin:
@@ -589,7 +587,7 @@ def test_frozen_server_times_out_within_bound_without_a_retry(server: RedisServe
 
 def test_unreachable_server_hides_credentials() -> None:
     url = f"redis://satchel:hunter2-secret@127.0.0.1:{free_port()}/0"
-    store = RedisStore.from_settings(redis_settings(url, new_prefix()))
+    store = RedisStore.from_options(redis_settings(url, new_prefix()))
     with pytest.raises(StoreUnavailable) as caught:
         store.load(new_key())
     assert "hunter2" not in str(caught.value) and "hunter2" not in caught.value.address
@@ -598,8 +596,8 @@ def test_unreachable_server_hides_credentials() -> None:
 
 def test_cluster_down_at_start_is_unavailable_not_fatal() -> None:
     port = free_port()
-    settings = StoreSettings(type="rediscluster", urls=(f"127.0.0.1:{port}",), key_prefix=new_prefix())
-    store = open_store(settings)  # redis-py would connect here; the store waits for first use
+    settings = {"urls": (f"127.0.0.1:{port}",), "key_prefix": new_prefix()}
+    store = RedisClusterStore.from_options(settings)  # redis-py would connect here; the store waits for first use
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
         store.load(new_key())

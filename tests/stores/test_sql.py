@@ -20,9 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from satchel.errors import ConfigurationError, StoreError, StoreUnavailable
-from satchel.settings import StoreSettings
 from satchel.stores.sql import PURGE_BATCH, SQLStore, create_engine
-from tests.support.contract import StoreContract, new_key
+from satchel.testing import FakeClock, StoreContract, new_key
 from tests.support.servers import PrivatePostgres
 from tests.support.servers import private_postgres as run_private_postgres
 from tests.support.services import MARIADB_URL, POSTGRES_URL, need_port
@@ -109,24 +108,12 @@ def first_words(seen: list[str]) -> list[str]:
     return [statement.split(None, 1)[0].upper() for statement in seen]
 
 
-class MovableClock:
-    """A clock the test moves forward instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class SQLContract(StoreContract):
     """The shared contract plus what is particular to SQL; subclasses give ``url``."""
 
     #: Whether two engines on ``url`` see one database (not so for SQLite :memory:).
     shared = True
+    uses_clock = True
 
     @pytest.fixture
     def url(self) -> str:
@@ -137,11 +124,7 @@ class SQLContract(StoreContract):
         return {"url": url, "table_name": f"satchel_test_{token_hex(6)}"}
 
     @pytest.fixture
-    def clock(self) -> MovableClock:
-        return MovableClock()
-
-    @pytest.fixture
-    def store(self, options: dict[str, Any], clock: MovableClock) -> Iterator[SQLStore]:
+    def store(self, options: dict[str, Any], clock: FakeClock) -> Iterator[SQLStore]:
         store = SQLStore.from_options(options, clock=clock)
         yield store
         try:
@@ -149,29 +132,7 @@ class SQLContract(StoreContract):
         finally:
             store.close()
 
-    # -- the contract's expiry tests, on the store's clock instead of asleep ----------
-
-    def test_record_expires_after_ttl(self, store: SQLStore, clock: MovableClock) -> None:
-        key = new_key()
-        store.save(key, b"short", 1, None)
-        clock.advance(0.999)
-        assert store.load(key) is not None
-        clock.advance(0.001)
-        assert store.load(key) is None
-        # An expired record is as good as absent: a create succeeds.
-        assert store.save(key, b"again", 60, None) is not None
-
-    def test_touch_extends_expiry(self, store: SQLStore, clock: MovableClock) -> None:
-        key = new_key()
-        store.save(key, b"kept", 1, None)
-        assert store.touch(key, 60) is True
-        clock.advance(59)
-        record = store.load(key)
-        assert record is not None and record.data == b"kept"
-        clock.advance(1)
-        assert store.load(key) is None
-
-    def test_purge_expired_removes_only_expired(self, store: SQLStore, clock: MovableClock) -> None:
+    def test_purge_is_one_delete_statement(self, store: SQLStore, clock: FakeClock) -> None:
         live, dead, forever = new_key(), new_key(), new_key()
         store.save(live, b"live", 60, None)
         store.save(dead, b"dead", 1, None)
@@ -253,7 +214,7 @@ class SQLContract(StoreContract):
 
     # -- records and expiry ------------------------------------------------------------------
 
-    def test_record_tells_its_expiry(self, store: SQLStore, clock: MovableClock) -> None:
+    def test_record_tells_its_expiry(self, store: SQLStore, clock: FakeClock) -> None:
         key, forever = new_key(), new_key()
         store.save(key, b"x", 60, None)
         store.save(forever, b"x", None, None)
@@ -261,7 +222,7 @@ class SQLContract(StoreContract):
         assert record is not None and record.expires_at == pytest.approx(clock.now + 60, abs=0.001)
         assert unending is not None and unending.expires_at is None
 
-    def test_expired_row_is_taken_over_by_a_create(self, store: SQLStore, clock: MovableClock) -> None:
+    def test_expired_row_is_taken_over_by_a_create(self, store: SQLStore, clock: FakeClock) -> None:
         key = new_key()
         store.save(key, b"old", 60, None)
         old = store.load(key)
@@ -278,7 +239,7 @@ class SQLContract(StoreContract):
         assert record is not None and record.data == b"new" and record.version != old.version
         assert record.version == version  # the take-over tells the version it wrote
 
-    def test_expired_row_is_not_updated_by_its_old_version(self, store: SQLStore, clock: MovableClock) -> None:
+    def test_expired_row_is_not_updated_by_its_old_version(self, store: SQLStore, clock: FakeClock) -> None:
         key = new_key()
         store.save(key, b"old", 60, None)
         old = store.load(key)
@@ -286,7 +247,7 @@ class SQLContract(StoreContract):
         clock.advance(61)
         assert store.save(key, b"late", 60, old.version) is None
 
-    def test_purge_deletes_in_batches(self, store: SQLStore, clock: MovableClock) -> None:
+    def test_purge_deletes_in_batches(self, store: SQLStore, clock: FakeClock) -> None:
         dead = [{"key": f"dead-{i}", "data": b"x", "version": 1, "expires_at": 1000} for i in range(2500)]
         with store.engine.begin() as conn:
             conn.execute(store.table.insert(), dead)
@@ -367,12 +328,12 @@ class SQLContract(StoreContract):
             beaker.drop(engine, checkfirst=True)
             engine.dispose()
 
-    def test_reopened_table_keeps_records(self, store: SQLStore, options: dict[str, Any]) -> None:
+    def test_reopened_table_keeps_records(self, store: SQLStore, options: dict[str, Any], clock: FakeClock) -> None:
         if not self.shared:
             pytest.skip("every in-memory SQLite engine has its own database")
         key = new_key()
         store.save(key, b"kept", 60, None)
-        again = SQLStore.from_options(options)
+        again = SQLStore.from_options(options, clock=clock)
         try:
             record = again.load(key)
             assert record is not None and record.data == b"kept"
@@ -398,8 +359,7 @@ class SQLContract(StoreContract):
             engine.dispose()
 
     def test_settings_reach_the_store(self, options: dict[str, Any]) -> None:
-        settings = StoreSettings(type="sql", url=options["url"], table_name=options["table_name"])
-        store = SQLStore.from_settings(settings)
+        store = SQLStore.from_options({"url": options["url"], "table_name": options["table_name"]})
         try:
             assert store.table.name == options["table_name"]
             assert store.save(new_key(), b"x", 60, None)
@@ -418,8 +378,8 @@ class TestSQLiteFile(SQLContract):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
 
-    def test_two_stores_share_the_file(self, store: SQLStore, options: dict[str, Any]) -> None:
-        other = SQLStore.from_options(options)
+    def test_two_stores_share_the_file(self, store: SQLStore, options: dict[str, Any], clock: FakeClock) -> None:
+        other = SQLStore.from_options(options, clock=clock)
         try:
             key = new_key()
             assert store.save(key, b"a", 60, None)
@@ -583,7 +543,7 @@ def test_own_engine_outside_autocommit_commits_every_write(tmp_path: Path) -> No
 
 def test_beaker_sa_url_is_accepted(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    store = SQLStore.from_settings(StoreSettings(type="sql", sa_options={"url": url}))
+    store = SQLStore.from_options({"sa": {"url": url}})
     try:
         assert store.engine.url.database == str(tmp_path / "s.db")
     finally:
@@ -610,7 +570,7 @@ def test_missing_url_is_a_configuration_error() -> None:
 
 def test_bind_must_be_an_engine() -> None:
     with pytest.raises(ConfigurationError, match="Engine"):
-        SQLStore.from_settings(StoreSettings(type="sql", engine="sqlite://"))
+        SQLStore.from_options({"bind": "sqlite://"})
 
 
 def test_missing_driver_names_the_extra() -> None:

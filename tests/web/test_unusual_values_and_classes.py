@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from satchel.config import parse_session_settings
 from satchel.errors import NotSerializable
 from satchel.manager import SessionManager, build_manager
 from satchel.session import Session
-from satchel.config import parse_session_settings
 from satchel.stores.memory import MemoryStore
 from tests.support.apps import BASE_SETTINGS, MANAGER_MODES, Browser
 from tests.support.services import nonsense_server
@@ -104,13 +104,12 @@ def test_redis_count_after_load_with_a_bounded_pool() -> None:
 
     import redis
 
-    from satchel.settings import StoreSettings
-    from satchel.stores import open_store
+    from satchel.stores.redis import RedisStore
     from tests.support.services import REDIS_URL, need_port
 
     need_port("127.0.0.1", 6379, "Redis")
     prefix = f"satchel-edges:{secrets.token_hex(6)}:"
-    store = open_store(StoreSettings(type="redis", url=REDIS_URL + "?max_connections=1", key_prefix=prefix))
+    store = RedisStore.from_options({"url": REDIS_URL + "?max_connections=1", "key_prefix": prefix})
     try:
         assert store.save("k1", b"x", 60, None)
         assert store.load("k1") is not None
@@ -168,11 +167,10 @@ def test_store_record_is_still_hashable_and_immutable() -> None:
 
 def test_garbage_from_a_redis_port_is_a_store_error() -> None:
     from satchel.errors import StoreError, StoreUnavailable
-    from satchel.settings import StoreSettings
-    from satchel.stores import open_store
+    from satchel.stores.redis import RedisStore
 
     with nonsense_server(b"$x\r\nnot redis\r\n") as port:
-        store = open_store(StoreSettings(type="redis", url=f"redis://127.0.0.1:{port}/0?protocol=2"))
+        store = RedisStore.from_options({"url": f"redis://127.0.0.1:{port}/0?protocol=2"})
         try:
             with pytest.raises((StoreError, StoreUnavailable)):
                 store.load("k" * 64)

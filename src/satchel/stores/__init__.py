@@ -17,7 +17,7 @@ from ..config.beaker import EXTRAS, GONE, TYPES, store_name
 from ..config.names import nearest
 from ..config.store import StoreConfig
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import Record, Store, Version, VersionedStore
+from .base import Record, Store, Version
 
 ENTRY_POINT_GROUP = "satchel.stores"
 
@@ -98,16 +98,8 @@ def _not_a_store(name: str, setting: str) -> ConfigurationError:
     )
 
 
-def open_store(config: StoreConfig | Any, *, clock: Clock = system_clock) -> Store:
-    """Open the store the config names (its driver is imported by now).
-
-    Also takes the per-store settings objects of ``from_settings`` while stores
-    still offer that constructor.
-    """
-    if not isinstance(config, StoreConfig):
-        legacy: Any = store_class(config.type)
-        opened: Store = legacy.from_settings(config)
-        return opened
+def open_store(config: StoreConfig, *, clock: Clock = system_clock) -> Store:
+    """Open the store the config names (its driver is imported by now)."""
     if config.cls is None:
         raise ConfigurationError(
             f"session.type = {config.type} keeps sessions in the cookie: there is no store to open"
@@ -122,7 +114,6 @@ __all__ = [
     "Store",
     "StoreConfig",
     "Version",
-    "VersionedStore",
     "open_store",
     "store_class",
 ]

@@ -106,24 +106,3 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release connections, files and threads the store holds."""
-
-
-class VersionedStore(Store):
-    """Transitional: a store written against the old ``_save`` -> (stored, version)."""
-
-    #: The version ``save`` answers where the store could write but cannot tell
-    #: the new version: it equals no stored version, so a write expecting it is a
-    #: conflict and the writer reloads.
-    UNKNOWN_VERSION: ClassVar[str] = "\x00unknown"
-
-    def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
-        stored, version = self._save(key, data, ttl, expected_version)
-        if not stored:
-            return None
-        return self.UNKNOWN_VERSION if version is None else version
-
-    @abstractmethod
-    def _save(
-        self, key: str, data: bytes, ttl: int | None, expected_version: Version | None
-    ) -> tuple[bool, Version | None]:
-        """The conditional write of ``save``; (True, the new version) or (False, None)."""

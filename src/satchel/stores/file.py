@@ -26,7 +26,6 @@ from typing import Any
 from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
-from ..settings import StoreSettings
 from .base import KEY_PATTERN, Record, Store, Version, check_key
 
 MAGIC = b"SATCHEL1 "
@@ -78,9 +77,6 @@ class FileStore(Store):
             raise ConfigurationError("the file store needs data_dir", "data_dir")
         return cls(options["data_dir"], options.get("lock_dir"), clock=clock)
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> FileStore:
-        return cls.from_options({"data_dir": settings.data_dir, "lock_dir": settings.lock_dir})
 
     @property
     def address(self) -> str:

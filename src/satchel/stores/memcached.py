@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from ..clock import Clock, system_clock
 from ..config.coerce import as_memcache_module, as_optional_str, as_str, as_words, uncommented
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
-from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
 
 DEFAULT_PORT = 11211
@@ -353,16 +352,6 @@ class MemcachedStore(Store):
             raise ConfigurationError("the memcached store needs url = host:port[;host:port...]", "url")
         return cls(servers, key_prefix=options.get("key_prefix") or "satchel:s:")
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> MemcachedStore:
-        return cls.from_options(
-            {
-                "url": settings.url,
-                "urls": settings.urls,
-                "key_prefix": settings.key_prefix,
-                "memcache_module": settings.memcache_module,
-            }
-        )
 
     @property
     def address(self) -> str:

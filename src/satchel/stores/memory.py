@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, system_clock
-from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
 
 
@@ -32,9 +31,6 @@ class MemoryStore(Store):
     def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> MemoryStore:
         return cls(clock=clock)
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> MemoryStore:
-        return cls()
 
     @property
     def address(self) -> str:

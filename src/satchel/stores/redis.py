@@ -40,7 +40,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str, as_str, as_words, uncommented
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
-from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
 
 try:
@@ -376,9 +375,6 @@ class RedisStore(_RedisBase):
         client = redis_client(url, cluster=False, timeout=_timeout(options))
         return cls(client, _prefix(options), masked_address(server_urls(url)[0]), clock=clock)
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> RedisStore:
-        return cls.from_options({"url": settings.url, "key_prefix": settings.key_prefix})
 
 
 
@@ -415,9 +411,6 @@ class RedisClusterStore(_RedisBase):
 
         return cls(connect, _prefix(options), ";".join(map(masked_address, urls)), clock=clock)
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> RedisClusterStore:
-        return cls.from_options({"url": settings.url, "urls": settings.urls, "key_prefix": settings.key_prefix})
 
 
 

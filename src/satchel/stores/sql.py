@@ -37,7 +37,6 @@ from typing import Any
 from ..clock import Clock, system_clock
 from ..config.coerce import as_bool, as_optional_str
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
-from ..settings import StoreSettings
 from .base import Record, Store, Version, check_key
 
 try:
@@ -358,17 +357,6 @@ class SQLStore(Store):
             engine.dispose()
             raise
 
-    @classmethod
-    def from_settings(cls, settings: StoreSettings) -> SQLStore:
-        return cls.from_options(
-            {
-                "url": settings.url,
-                "table_name": settings.table_name,
-                "schema_name": settings.schema_name,
-                "sa": settings.sa_options,
-                "bind": settings.engine,
-            }
-        )
 
     @property
     def address(self) -> str:
