@@ -23,7 +23,7 @@ from satchel.policy.cookie import COOKIE_LIMIT
 from tests.support.apps import BASE_SETTINGS
 from tests.support.browser import chromium, serve
 
-KEY = "browser-key-0123456789abcdefghijklmnopqrstuvw"
+KEY = "browser-key-Qm7xT2pLv9cRz4Nk8WsYd3Jh6FbA1gEu"
 SETTINGS = {
     **BASE_SETTINGS,
     "session.type": "cookie",

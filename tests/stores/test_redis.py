@@ -605,3 +605,12 @@ def test_cluster_down_at_start_is_unavailable_not_fatal() -> None:
     assert caught.value.store == "rediscluster"
     assert f"127.0.0.1:{port}" in str(caught.value)
     store.close()
+
+
+def test_a_hash_with_a_version_this_store_never_writes_is_no_record(shared: tuple[RedisStore, redis.Redis]) -> None:
+    store, client = shared
+    key = new_key()
+    client.hset(store.key_prefix + key, mapping={"v": "vérsion".encode(), "d": b"S1 1.0 1.0\n{}"})
+    client.pexpire(store.key_prefix + key, 60_000)
+    assert store.load(key) is None
+    store.delete(key)

@@ -247,7 +247,7 @@ MANAGER_MODES = {
     "memory": {"session.type": "memory"},
     "cookie": {
         "session.type": "cookie",
-        "session.encrypt_key": "manager-modes-encryption-key-0123456789",
+        "session.encrypt_key": "manager-modes-key-Hx4Qp8Wm2Lz7Tk3Rc9Vb6",
         "session.timeout": "600",
     },
 }

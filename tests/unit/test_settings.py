@@ -29,7 +29,7 @@ def test_every_beaker_session_option_is_accepted(tmp_path: Path) -> None:
         "session.key": "akhet_demo",
         "session.secret": SECRET,
         "session.validate_key": SECRET,
-        "session.encrypt_key": "e" * 8 + "0123456789abcdefghijklmnopqrstuv",
+        "session.encrypt_key": "e8Kq2Wm7Xp4Lz9Rt3Vc6Ns1Bh5Yd0JfG2a",
         "session.encrypt_nonce_bits": "128",
         "session.crypto_type": "cryptography",
         "session.timeout": "3600",
@@ -126,7 +126,7 @@ def test_validate_key_is_beakers_name_for_the_secret() -> None:
 
 
 def test_secret_list_one_per_line_for_rotation() -> None:
-    other = "f" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
+    other = "f3b8d1e6a9c2f7b4e0d5a8c1f6b3e9d2a7c4f0b5e8d1"
     parsed = parse_session_settings({"session.secret": f"\n  {other}\n  {SECRET}\n"})
     assert parsed.secrets == (other, SECRET)
 
@@ -251,7 +251,7 @@ def test_absurd_durations_are_refused_not_crashed(option: str) -> None:
 
 
 def test_encrypt_key_on_a_server_side_store_warns() -> None:
-    parsed = parse(encrypt_key="e" * 8 + "0123456789abcdefghijklmnopqrstuv")
+    parsed = parse(encrypt_key="e8Kq2Wm7Xp4Lz9Rt3Vc6Ns1Bh5Yd0JfG2a")
     assert any("not encrypted" in w for w in parsed.warnings)
 
 
@@ -336,3 +336,32 @@ def test_max_records_caps_the_sessions_not_the_store() -> None:
     parsed = parse(max_records="5")
     assert parsed.max_records == 5
     assert parsed.store.options == {}
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "changeme-changeme-changeme-changeme",
+        "abcdefgh" * 4,
+        "password1" * 4,
+        "12345678901234567890123456789012",
+    ],
+    ids=["placeholder", "repeated-run", "repeated-word", "digit-sequence"],
+)
+def test_a_guessable_secret_is_refused_without_being_echoed(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="satchel secret") as refused:
+        parse_session_settings({"session.secret": secret})
+    assert secret not in str(refused.value)
+
+
+def test_secrets_satchel_makes_and_the_documented_example_pass() -> None:
+    import secrets
+
+    for _ in range(200):
+        parse_session_settings({"session.secret": secrets.token_hex(32)})
+    parse_session_settings({"session.secret": "0cb243f53ad865a0f70099c0414ffe9cfcfe03ac"})
+
+
+def test_a_one_second_timeout_is_accepted_with_the_default_renewal() -> None:
+    parsed = parse_session_settings({"session.secret": SECRET, "session.timeout": "1"})
+    assert parsed.timeout == 1 and parsed.renew_interval < parsed.timeout

@@ -32,7 +32,7 @@ from tests.support.apps import make_app
 
 EXAMPLES = int(os.environ.get("SATCHEL_FUZZ_FAST", "1500"))
 SLOW_EXAMPLES = int(os.environ.get("SATCHEL_FUZZ_EXAMPLES", "100000"))
-KEY = "fuzz-key-0123456789abcdefghijklmnopqrstuvwxyz"
+KEY = "fuzz-key-v8Kd2QpX7mLs4ZrT9cWn6YbH3jFg5aEu1"
 # No renewal: a long run outlives the renew interval, and a renewal would re-send the
 # valid cookie sets the fuzzer starts from (renewal has tests of its own).
 MODES = {

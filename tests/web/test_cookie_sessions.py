@@ -38,9 +38,9 @@ from satchel.testing import FakeClock
 from satchel.web.pyramid import PyramidSession
 from tests.support.apps import BASE_SETTINGS, SECRET, VIEWS, include_on_clock
 
-KEY = "cookie-test-key-0123456789abcdefghijklmnopqrs"
-NEW_KEY = "rotated-key-zyxwvutsrqponmlkjihgfedcba9876543"
-NEW_SECRET = "ffffffff0123456789abcdefghijklmnopqrstuvwxyz"
+KEY = "cookie-test-key-R4tW8nQ2mZx6Lc9Vb3Ks7Yp5Hd1Jf"
+NEW_KEY = "rotated-key-Wp3Lx9Qk2Ts7Mv4Zc8Rb6Nh1Yd5Jf0Ga"
+NEW_SECRET = "c4e91b7f3a2d58e0f6b1d92a7c3e8f4b05d6a9e1c2b7f3"
 
 ENCRYPTED = {"session.type": "cookie", "session.encrypt_key": KEY}
 SIGNED = {"session.type": "cookie"}

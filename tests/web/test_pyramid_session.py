@@ -16,7 +16,7 @@ from tests.support.apps import SECRET, counting, make_app, store_of
 
 # Cookie mode, encrypted (AES-GCM) and signed-only; tests/test_client_sessions.py
 # has the cookie-mode variants of the tests below that look into a store.
-COOKIE_KEY = "cookie-mode-test-key-0123456789abcdefghijklmnop"
+COOKIE_KEY = "cookie-mode-key-Tq6Wm2Xp9Lz4Rk8Vc3Ns7Bh5Yd1Jf"
 
 
 SERVER_SIDE = ["memory", "file"]
@@ -296,7 +296,7 @@ def test_secret_rotation_keeps_users_logged_in(settings: dict[str, Any]) -> None
     old_app = make_app(settings)
     old_app.get("/incr")
     cookie = old_app.cookies["sid"]
-    new_secret = "f" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
+    new_secret = "f3b8d1e6a9c2f7b4e0d5a8c1f6b3e9d2a7c4f0b5e8d1"
     rotated = make_app(settings, **{"session.secret": f"{new_secret}\n{SECRET}"})
     rotated.app.registry
     from pyramid.interfaces import ISessionFactory

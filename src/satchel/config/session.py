@@ -35,6 +35,7 @@ from .coerce import (
     uncommented,
 )
 from .names import SESSION_PREFIXES, collect
+from .secrets import is_guessable
 from .store import StoreConfig, check_required, split_options
 
 if TYPE_CHECKING:
@@ -266,11 +267,18 @@ def _compatibility_warnings(values: Mapping[str, Any], shown: str, store_type: s
 
 
 def check_secret(secrets: tuple[str, ...], key: str) -> None:
+    """Refuse a secret that is short or guessable (the message never repeats it)."""
     for secret in secrets:
         if len(secret) < MIN_SECRET_LENGTH or len(set(secret)) < MIN_SECRET_DISTINCT:
             raise ConfigurationError(
                 f"{key} is too weak: give at least {MIN_SECRET_LENGTH} random characters "
                 "(run `satchel secret` for one)",
+                key,
+            )
+        if is_guessable(secret):
+            raise ConfigurationError(
+                f"{key} looks like a placeholder or a pattern (repeats, sequences or common words), "
+                "not a random secret: run `satchel secret` for one",
                 key,
             )
 

@@ -278,6 +278,9 @@ class _RedisBase(Store):
         version, data, expires = reply
         if version is None:
             return None
+        if not version.isascii():  # not a version this store wrote: a foreign hash
+            self._foreign_key(name)
+            return None
         return Record(data or b"", version.decode("ascii"), _expires_at(expires))
 
     def _foreign_key(self, name: str) -> None:
