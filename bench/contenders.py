@@ -15,11 +15,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
-from typing import Any
+from typing import Any, TypeVar
 
 from pyramid.config import Configurator
 from pyramid.response import Response
@@ -28,6 +29,8 @@ from pyramid.response import Response
 SECRET = "b7e1c0d2a9f84e6b3c5d7a1f0e2b4c6d8a0f1e3d5c7b9a1e"
 ENCRYPT_KEY = "4f2a9c1e7b3d5f0a8c6e2b4d1f3a5c7e9b0d2f4a6c8e1b3d"
 COOKIE_NAME = "sid"
+
+T = TypeVar("T")
 
 
 def incr(request: Any) -> Response:
@@ -319,16 +322,17 @@ def session_work() -> dict[str, Callable[[], None]]:
     return {"incr": incr, "read": read}
 
 
-def _read_then_write(read: Callable[[], object], write: Callable[[], object],
+def _read_then_write(read: Callable[[], T], write: Callable[[T], object],
                      work: dict[str, Callable[[], None]]) -> dict[str, Callable[[], None]]:
-    """The two views' operations from a client's read and write: ``incr`` reads, runs
-    ``work["incr"]`` and writes; ``read`` reads and runs ``work["read"]``."""
+    """The two views' operations from a client's read and its conditional write: ``incr``
+    reads, runs ``work["incr"]`` and writes with what it read; ``read`` reads and runs
+    ``work["read"]``."""
     between, after_read = work["incr"], work["read"]
 
     def incr() -> None:
-        read()
+        found = read()
         between()
-        write()
+        write(found)
 
     def read_only() -> None:
         read()
@@ -337,78 +341,135 @@ def _read_then_write(read: Callable[[], object], write: Callable[[], object],
     return {"incr": incr, "read": read_only}
 
 
-def raw_floors(redis_url: str | None, memcached: str | None, sqlite_url: str) -> list[Contender]:
-    """Each server's bare client commands: in the floor's view, alone in a loop, and
-    in the view with satchel memory's session work between the read and the write.
+def _refused(what: str) -> RuntimeError:
+    return RuntimeError(f"the raw conditional write was refused ({what}): another client wrote meanwhile?")
 
-    The last one tells how much the same Python work costs once a request waits
-    on a server (caches cooled by the server and the network stack meanwhile):
-    the session layer of satchel's server stores costs that, not its warm cost."""
-    out = []
 
-    def redis_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
-        import redis
+#: The record's lifetime the raw writes set, as satchel's default session timeout.
+RAW_TTL = 1200
 
-        client = redis.Redis.from_url(redis_url or "")
-        key = "bench:raw"
-        client.set(key, RAW_VALUE)
-        return _read_then_write(partial(client.get, key), partial(client.set, key, RAW_VALUE), work)
 
-    def memcached_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
-        from pymemcache.client.base import Client
+def redis_ops(redis_url: str, work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
+    """satchel's two Redis commands through redis-py's public client: ``HMGET`` of
+    version, data and expiry, then ``EVALSHA`` of satchel's compare-and-set script
+    (registered with ``register_script``) with the version read, its reply checked."""
+    import redis
 
-        host, _, port = (memcached or "").rpartition(":")
-        client = Client((host, int(port)), no_delay=True, default_noreply=False)
-        key = "bench:raw"
-        client.set(key, RAW_VALUE)
-        return _read_then_write(partial(client.get, key), partial(client.set, key, RAW_VALUE, 1200), work)
+    from satchel.stores.redis import SCRIPT
 
-    def sql_ops(work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
-        import sqlalchemy as sa
+    client = redis.Redis.from_url(redis_url)
+    script = client.register_script(SCRIPT)
+    key = "bench:raw"
+    client.delete(key)
+    client.hset(key, mapping={"v": "0", "d": RAW_VALUE, "e": ""})
+    ttl_ms = str(RAW_TTL * 1000)
 
-        engine = sa.create_engine(sqlite_url, isolation_level="AUTOCOMMIT")
+    def read() -> Any:
+        return client.hmget(key, "v", "d", "e")[0]
 
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:  # the same pragmas satchel's store sets
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 5000")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.close()
+    def write(version: Any) -> None:
+        expires = str(int(time.time() * 1000) + RAW_TTL * 1000)
+        if not script(keys=(key,), args=("save", ttl_ms, expires, os.urandom(8).hex(), RAW_VALUE, version)):
+            raise _refused("EVALSHA")
 
-        meta = sa.MetaData()
-        table = sa.Table("raw", meta, sa.Column("key", sa.String(250), primary_key=True),
-                         sa.Column("data", sa.LargeBinary, nullable=False),
-                         sa.Column("version", sa.BigInteger, nullable=False))
-        meta.create_all(engine)
+    return _read_then_write(read, write, work)
+
+
+def memcached_ops(memcached: str, work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
+    """satchel's two memcached commands through pymemcache's public client: ``gets``,
+    then ``cas`` with the CAS value read, its reply read and checked."""
+    from pymemcache.client.base import Client
+
+    host, _, port = memcached.rpartition(":")
+    client = Client((host, int(port)), no_delay=True, default_noreply=False)
+    key = "bench:raw"
+    client.set(key, RAW_VALUE, RAW_TTL + 1)
+
+    def read() -> Any:
+        return client.gets(key)[1]
+
+    def write(cas: Any) -> None:
+        if not client.cas(key, RAW_VALUE, cas, RAW_TTL + 1, noreply=False):
+            raise _refused("cas")
+
+    return _read_then_write(read, write, work)
+
+
+def sql_ops(sql_url: str, work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
+    """satchel's two SQL statements through SQLAlchemy Core, each on its own
+    ``engine.connect()`` of an engine set up as satchel's (autocommit, no reset on
+    return, the same SQLite pragmas): the ``SELECT`` of a live row, then the
+    ``UPDATE`` conditional on the version read, its row count checked."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sql_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", pragmas)
+
+    meta = sa.MetaData()
+    table = sa.Table("raw", meta, sa.Column("key", sa.String(250), primary_key=True),
+                     sa.Column("data", sa.LargeBinary, nullable=False),
+                     sa.Column("version", sa.BigInteger, nullable=False),
+                     sa.Column("expires_at", sa.BigInteger, index=True))
+    meta.create_all(engine)
+    c, bind = table.c, sa.bindparam
+    live = sa.or_(c.expires_at.is_(None), c.expires_at > bind("now", type_=sa.BigInteger()))
+    select = sa.select(c.data, c.version, c.expires_at).where(c.key == bind("k"), live)
+    update = (table.update().where(c.key == bind("k"), c.version == bind("expected"), live)
+              .values(data=bind("new_data"), expires_at=bind("new_expires"), version=bind("new_version")))
+    with engine.connect() as conn:
+        conn.execute(table.delete())
+        conn.execute(table.insert().values(key="k", data=RAW_VALUE, version=1, expires_at=None))
+
+    def read() -> Any:
         with engine.connect() as conn:
-            conn.execute(table.delete())
-            conn.execute(table.insert().values(key="k", data=RAW_VALUE, version=1))
-        select = sa.select(table.c.data, table.c.version).where(table.c.key == "k")
-        update = table.update().where(table.c.key == "k").values(data=RAW_VALUE, version=table.c.version + 1)
-        between, after_read = work["incr"], work["read"]
+            row = conn.execute(select, {"k": "k", "now": int(time.time() * 1000)}).first()
+        return row[1]
 
-        def write() -> None:
-            with engine.connect() as conn:
-                conn.execute(select).all()
-                between()
-                conn.execute(update)
+    def write(version: Any) -> None:
+        now = int(time.time() * 1000)
+        params = {"k": "k", "now": now, "expected": version, "new_data": RAW_VALUE,
+                  "new_expires": now + RAW_TTL * 1000, "new_version": int.from_bytes(os.urandom(7), "big")}
+        with engine.connect() as conn:
+            if conn.execute(update, params).rowcount != 1:
+                raise _refused("UPDATE")
 
-        def read_() -> None:
-            with engine.connect() as conn:
-                conn.execute(select).all()
-            after_read()
+    return _read_then_write(read, write, work)
 
-        return {"incr": write, "read": read_}
 
-    for store, label, ops, unavailable in (
-        ("redis", "raw redis-py GET (+SET)", redis_ops, None if redis_url else "no Redis server reachable"),
-        ("memcached", "raw pymemcache get (+set)", memcached_ops,
-         None if memcached else "no memcached server reachable"),
-        ("sql", "raw SQLAlchemy SELECT (+UPDATE)", sql_ops, None),
-    ):
-        # The commands in the floor's view (measured like every app: its added cost
-        # over the floor) and alone in a tight loop.
+RAW_LABELS = {
+    "redis": "raw redis-py HMGET (+EVALSHA)",
+    "memcached": "raw pymemcache gets (+cas)",
+    "sql": "raw SQLAlchemy SELECT (+UPDATE)",
+}
+
+
+def raw_floors(redis_url: str | None, memcached: str | None, sql_url: str) -> list[Contender]:
+    """The commands satchel sends to each shared store, through the driver's public
+    calls: in the floor's view, alone in a loop, and in the view with satchel
+    memory's session work between the read and the write.
+
+    The last one is the yardstick of satchel's shared stores: what a request costs
+    with the same round trips and the same session work, and nothing of satchel's
+    store layer. It also tells how much that Python work costs once a request waits
+    on a server (caches cooled by the server and the network stack meanwhile)."""
+    out = []
+    sources: list[tuple[str, Callable[..., dict[str, Callable[[], None]]], str | None, str | None]] = [
+        ("redis", redis_ops, redis_url, None if redis_url else "no Redis server reachable"),
+        ("memcached", memcached_ops, memcached, None if memcached else "no memcached server reachable"),
+        ("sql", sql_ops, sql_url, None),
+    ]
+    for store, make_ops, address, unavailable in sources:
+        label = RAW_LABELS[store]
+        ops = partial(make_ops, address)
         out.append(Contender(f"raw-{store}", "raw", store, label, build=raw_view_app(ops), counter=store,
                              unavailable=unavailable))
         out.append(Contender(f"raw-{store}-loop", "rawloop", store, f"{label}, loop", build=ops, counter=store,

@@ -212,7 +212,9 @@ class MemcachedCounter:
 
 
 class SQLCounter:
-    """Statements SQLAlchemy sent to any engine (``before_cursor_execute``) and commits."""
+    """Statements SQLAlchemy sent to any engine (``before_cursor_execute``) and commits,
+    through SQLAlchemy's public events listened to on the Engine class: every engine's
+    statements, satchel's store's among them, are counted as they are sent."""
 
     def __init__(self) -> None:
         import sqlalchemy as sa
@@ -263,8 +265,12 @@ class SQLCounter:
     @staticmethod
     def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         kinds = {k: v - before["kinds"].get(k, 0) for k, v in after["kinds"].items() if v - before["kinds"].get(k, 0)}
+        if after["commits"] - before["commits"]:
+            kinds["COMMIT"] = after["commits"] - before["commits"]
+        # In autocommit mode (satchel's default) no COMMIT is sent; a library that
+        # commits pays a round trip for it.
         return {
-            "round_trips": after["statements"] - before["statements"],
+            "round_trips": after["statements"] - before["statements"] + after["commits"] - before["commits"],
             "commands": kinds,
             "commits": after["commits"] - before["commits"],
         }
