@@ -34,6 +34,8 @@ class Loaded:
     expires_at: float | None = None
     #: The user the stored session was bound to.
     user: str | None = None
+    #: The store key the record was read from or written to (None in cookie mode).
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,8 +66,9 @@ def encode_body(
         for queue, messages in flash.items():
             encode_value(messages, f"flash queue {queue!r}")
         raise
-    for key, value in data.items():  # nested mutation may have deepened a value
-        check_depth(value, key, encoded)
+    if encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH:  # nested mutation may have deepened a value
+        for key, value in data.items():
+            check_depth(value, key, encoded)
     return encoded
 
 

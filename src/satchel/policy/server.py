@@ -124,7 +124,7 @@ class ServerSessions:
             flash=body.flash,
             csrf=body.csrf,
             user_id=body.user,
-            loaded=Loaded(body_bytes, record.version, record.expires_at, body.user),
+            loaded=Loaded(body_bytes, record.version, record.expires_at, body.user, key),
             had_cookie=True,
             clock=self.clock,
         )
@@ -161,10 +161,11 @@ class ServerSessions:
                 yield from self._index(gone.user, add=None, remove=key)
 
     def _commit(self, session: Session, secure_request: bool) -> Steps[str | None]:
-        yield from self._end_invalidated(session)
+        if session.ended:
+            yield from self._end_invalidated(session)
         loaded = session.loaded
         old_user = loaded.user if loaded is not None else None
-        old_key = store_key(session.regenerated_from or session.id) if loaded is not None else None
+        old_key = loaded.key if loaded is not None else None
         user = session.user_id
         if user is not None and (user != old_user or session.regenerated_from is not None):
             # Indexed before it is written: a login "log out everywhere" would miss
@@ -233,7 +234,7 @@ class ServerSessions:
 
     def _renew(self, session: Session, now: float) -> Steps[None]:
         assert session.loaded is not None
-        key, ttl = store_key(session.id), self.timeouts.ttl(session.created, now)
+        key, ttl = session.loaded.key or store_key(session.id), self.timeouts.ttl(session.created, now)
         if session.loaded.expires_at is not None:
             yield Touch(key, ttl)
             return
@@ -245,18 +246,18 @@ class ServerSessions:
     def _create(self, session: Session, body: bytes, now: float) -> Steps[None]:
         record = encode_record(session.created, now, body)
         ttl = self.timeouts.ttl(session.created, now)
-        while (version := (yield Save(store_key(session.id), record, ttl, None))) is None:
+        while (version := (yield Save(key := store_key(session.id), record, ttl, None))) is None:
             session.assign_new_id()  # taken: vanishingly rare with 256-bit ids
-        self._stored(session, body, version, now)
+        self._stored(session, body, version, now, key)
 
     def _update(self, session: Session, body: bytes, now: float) -> Steps[bool]:
         """Write the session conditionally; on a conflict merge this request's changes
         into the latest record and try again. False when the session is gone."""
         assert session.loaded is not None
-        key, ttl = store_key(session.id), self.timeouts.ttl(session.created, now)
+        key, ttl = session.loaded.key or store_key(session.id), self.timeouts.ttl(session.created, now)
         version = yield Save(key, encode_record(session.created, now, body), ttl, session.loaded.version)
         if version is not None:
-            self._stored(session, body, version, now)
+            self._stored(session, body, version, now, key)
             return True
         base, current = _loaded_body(session), _current_body(session)
         for attempt in range(self.settings.merge_retries):
@@ -281,15 +282,15 @@ class ServerSessions:
                 version = yield Save(key, encode_record(created, now, merged_bytes), ttl, latest_version)
             if version is not None:
                 session.replace_state(merged.data, merged.flash, merged.csrf, merged.user)
-                self._stored(session, merged_bytes, version, now)
+                self._stored(session, merged_bytes, version, now, key)
                 return True
             yield Pause(_backoff(attempt))
         log.error("a session had %d conflicting writes in a row; giving up", self.settings.merge_retries)
         raise SessionConflict(f"the session kept changing under this request ({self.settings.merge_retries} retries)")
 
     @staticmethod
-    def _stored(session: Session, body: bytes, version: Any, now: float) -> None:
-        session.loaded = Loaded(body, version, None, session.user_id)
+    def _stored(session: Session, body: bytes, version: Any, now: float, key: str) -> None:
+        session.loaded = Loaded(body, version, None, session.user_id, key)
         session.new, session.accessed = False, now
         session.written = session.marked_changed = False
 
