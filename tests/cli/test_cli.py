@@ -443,3 +443,24 @@ def test_check_and_clear_do_not_create_a_missing_cache_dir(
     code, _, err = run(capsys, "cache", "clear", "short", str(ini))
     assert code == 1 and "does not exist" in err
     assert not missing.exists()
+
+
+def test_check_never_shows_a_password_holding_at_signs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nsession.type = ext:redis\nsession.url = redis://user:p@ss@w0rd@127.0.0.1:1/0\n"
+        f"session.secret = {SECRET}\n"
+    )
+    main(["check", str(ini)])
+    shown = capsys.readouterr()
+    assert "ss@w0rd" not in shown.out + shown.err and "redis://***@127.0.0.1:1/0" in shown.out
+
+
+def test_check_never_echoes_a_secret_holding_a_percent_sign(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    secret = "9f%xK2mQ7v%Lp4Zr8Tc3Wn6Yb1Hd5Jg0Fs2Ea7"
+    ini = tmp_path / "app.ini"
+    ini.write_text(f"[app:main]\nsession.type = memory\nsession.secret = {secret}\n")
+    assert main(["check", str(ini)]) != 0
+    shown = capsys.readouterr()
+    assert "'%' in the value must be written '%%'" in shown.err
+    assert "xK2mQ7v" not in shown.out + shown.err

@@ -19,6 +19,7 @@ from ..errors import ConfigurationError
 from .beaker import GONE, TYPES
 from .coerce import Coercer, as_bool, as_int, as_optional_seconds, as_optional_str, as_str, as_words
 from .names import CACHE_PREFIXES, collect, unknown_setting
+from .urls import mask_urls
 
 log = logging.getLogger("satchel.settings")
 
@@ -118,7 +119,7 @@ class RegionConfig:
             return self.data_dir or ""
         if self.type in ("memory", "null"):
             return "process memory" if self.type == "memory" else "nowhere (disabled)"
-        return re.sub(r"//[^/@]*@", "//***@", self.url or "")
+        return mask_urls(self.url or "")
 
 
 @dataclass(frozen=True)

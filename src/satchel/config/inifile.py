@@ -73,6 +73,16 @@ def read_parser(path: str | os.PathLike[str]) -> configparser.ConfigParser:
 def _get(parser: configparser.ConfigParser, path: Path, section: str, option: str) -> str:
     try:
         return parser.get(section, option)
+    except configparser.InterpolationMissingOptionError as exc:
+        raise IniFileError(
+            f"{path} [{section}] {option}: %({exc.reference})s names no setting of that section or [DEFAULT]"
+        ) from None
+    except configparser.InterpolationError:
+        # configparser's message quotes the value, and the value may be a secret.
+        raise IniFileError(
+            f"{path} [{section}] {option}: a '%' in the value must be written '%%' "
+            "(INI files substitute %(name)s); the value is not shown here"
+        ) from None
     except configparser.Error as exc:
         message = str(exc).replace("\n", " ")
         raise IniFileError(f"{path} [{section}] {option}: {message}") from None

@@ -8,7 +8,6 @@ the store's, coerced by the coercer the store class declares in ``options``.
 from __future__ import annotations
 
 import builtins
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,11 +16,11 @@ from ..errors import ConfigurationError
 from .beaker import REQUIRED, STORE_SETTINGS
 from .coerce import Coercer
 from .names import unknown_setting
+from .urls import mask_urls
 
 if TYPE_CHECKING:
     from ..stores.base import Store
 
-_PASSWORD = re.compile(r"//[^/@]*@")
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class StoreConfig:
         if options.get("data_dir"):
             return str(options["data_dir"])
         target = options.get("url") or ";".join(options.get("urls") or ())
-        return _PASSWORD.sub("//***@", str(target or ""))
+        return mask_urls(str(target or ""))
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str, as_str, as_words, uncommented
+from ..config.urls import mask_url
 from ..errors import ConfigurationError, StoreError, StoreUnavailable
 from .base import Record, Store, Version, check_key
 
@@ -168,15 +169,8 @@ def server_urls(url_or_urls: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def masked_address(url: str) -> str:
-    """``url`` without its credentials: the whole userinfo (a password may hold ``@``)
-    and a ``password`` in the query become ``***``."""
-    parts = urlsplit(url)
-    _, at, hostport = parts.netloc.rpartition("@")
-    address = f"{parts.scheme}://{'***@' if at else ''}{hostport}{parts.path}"
-    if parts.query:
-        masked = [(name, "***" if name == "password" else value) for name, value in parse_qsl(parts.query)]
-        address += "?" + urlencode(masked, safe="*")
-    return address
+    """``url`` without its credentials (see :func:`satchel.config.urls.mask_url`)."""
+    return mask_url(url)
 
 
 def _as_seconds(value: Any, key: str) -> float:
