@@ -193,4 +193,45 @@ def session_telemetry(store: Store | None, enabled: bool = True) -> SessionTelem
     return SessionTelemetry(store.name if store is not None else "cookie")
 
 
-__all__ = ["SCOPE", "SessionTelemetry", "Trip", "available", "outcome_of", "session_telemetry"]
+class CacheTelemetry:
+    """The counter of one cache region: ``satchel.cache.events`` by event
+    (hit, miss, created, lock_wait, generation_bump, backend_error)."""
+
+    def __init__(self, region: str, *, meter_provider: MeterProvider | None = None) -> None:
+        if metrics is None:
+            raise RuntimeError("satchel's telemetry needs opentelemetry-api")
+        from . import __version__
+
+        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        self.counter = meter.create_counter(
+            "satchel.cache.events",
+            unit="{event}",
+            description="Cache region lookups by outcome, values created, lock waits, invalidations, errors",
+        )
+        self.region = region
+        self._attributes: dict[str, dict[str, str]] = {}
+
+    def event(self, name: str, count: int = 1) -> None:
+        attributes = self._attributes.get(name)
+        if attributes is None:
+            attributes = self._attributes[name] = {"satchel.cache.region": self.region, "satchel.event": name}
+        self.counter.add(count, attributes)
+
+
+def cache_telemetry(region: str, enabled: bool = True) -> CacheTelemetry | None:
+    """The counter of a cache region, or None when off or OpenTelemetry is absent."""
+    if not enabled or not available():
+        return None
+    return CacheTelemetry(region)
+
+
+__all__ = [
+    "SCOPE",
+    "CacheTelemetry",
+    "SessionTelemetry",
+    "Trip",
+    "available",
+    "cache_telemetry",
+    "outcome_of",
+    "session_telemetry",
+]
