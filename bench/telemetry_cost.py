@@ -43,6 +43,10 @@ class Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+def sdk_meters() -> MeterProvider:
+    return MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
 def sdk_providers() -> tuple[MeterProvider, TracerProvider]:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
@@ -53,7 +57,9 @@ def session_requests(settings: dict[str, str], mode: str) -> Callable[[], None]:
     """One changing request (open, change, commit) as a callable."""
     config = parse_session_settings({"session.secret": SECRET, **settings, "session.telemetry": str(mode != "off")})
     telemetry = None
-    if mode == "sdk":
+    if mode == "metrics":
+        telemetry = SessionTelemetry(settings["session.type"], meter_provider=sdk_meters())
+    elif mode == "traces":
         meters, tracers = sdk_providers()
         telemetry = SessionTelemetry(settings["session.type"], meter_provider=meters, tracer_provider=tracers)
     manager = SessionManager(config, telemetry=telemetry)
@@ -73,10 +79,10 @@ def cache_hits(mode: str) -> Callable[[], None]:
     region = regions_from_settings(
         {"cache.regions": "r", "cache.type": "memory", "cache.telemetry": str(mode != "off")}
     )["r"]
-    if mode == "sdk":
+    if mode in ("metrics", "traces"):
         proxy = region.backend
         assert isinstance(proxy, MetricsProxy)
-        proxy.telemetry = CacheTelemetry("r", meter_provider=sdk_providers()[0])
+        proxy.telemetry = CacheTelemetry("r", meter_provider=sdk_meters())
     region.set("k", 1)
     return lambda: region.get("k")
 
@@ -94,7 +100,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--batch", type=int, default=300, help="calls per batch")
     args = parser.parse_args()
-    modes = ("off", "api", "sdk")
+    modes = ("off", "api", "metrics", "traces")
     workloads: dict[str, Callable[[str], Callable[[], None]]] = {
         "session, memory store": lambda mode: session_requests({"session.type": "memory"}, mode),
         "cache hit, memory region": cache_hits,
@@ -114,12 +120,12 @@ def main() -> int:
         for key in order:
             batch = args.batch // 10 if "redis" in key[0] else args.batch
             samples[key].append(measure(calls[key], batch))
-    print(f"{'workload':28} {'mode':4} {'min us':>8} {'median us':>10} {'vs off (min)':>13}")
+    print(f"{'workload':28} {'mode':7} {'min us':>8} {'median us':>10} {'vs off (min)':>13}")
     for name in workloads:
         base = min(samples[(name, "off")])
         for mode in modes:
             fastest, median = min(samples[(name, mode)]), statistics.median(samples[(name, mode)])
-            print(f"{name:28} {mode:4} {fastest:8.2f} {median:10.2f} {(fastest / base - 1) * 100:+12.1f}%")
+            print(f"{name:28} {mode:7} {fastest:8.2f} {median:10.2f} {(fastest / base - 1) * 100:+12.1f}%")
     return 0
 
 

@@ -23,10 +23,10 @@ from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
 from .stores import Store, open_store
-from .telemetry import session_telemetry
+from .telemetry import Trip, session_telemetry
 
 if TYPE_CHECKING:
-    from .telemetry import SessionTelemetry, Trip
+    from .telemetry import SessionTelemetry
 
 T = TypeVar("T")
 
@@ -113,9 +113,12 @@ class SessionManager:
         return self._open(self.policy.open(cookie_value))
 
     def _open(self, steps: Steps[Session]) -> Session:
-        if self.telemetry is None:
+        telemetry = self.telemetry
+        if telemetry is None:
             return run(self.store, steps)
-        with self.telemetry.span("open") as trip:
+        if not telemetry.tracing():
+            return run(self.store, steps, Trip(telemetry, None))
+        with telemetry.span("open") as trip:
             session = run(self.store, steps, trip)
             trip.outcome = _opened(session)
             return session
@@ -133,9 +136,12 @@ class SessionManager:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
             steps = self.policy.commit(session, secure_request)
-            if self.telemetry is None:
+            telemetry = self.telemetry
+            if telemetry is None:
                 return run(self.store, steps)
-            with self.telemetry.span("commit") as trip:
+            if not telemetry.tracing():
+                return run(self.store, steps, Trip(telemetry, None))
+            with telemetry.span("commit") as trip:
                 return run(self.store, steps, trip)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:

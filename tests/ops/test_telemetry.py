@@ -38,7 +38,12 @@ class Otel:
     meter_provider: MeterProvider
 
     def telemetry(self, store_name: str) -> SessionTelemetry:
-        return SessionTelemetry(store_name, meter_provider=self.meter_provider, tracer_provider=self.tracer_provider)
+        return SessionTelemetry(
+            store_name,
+            meter_provider=self.meter_provider,
+            tracer_provider=self.tracer_provider,
+            duration_sample=1.0,
+        )
 
     def finished(self, name: str) -> list[ReadableSpan]:
         return [span for span in self.spans.get_finished_spans() if span.name == name]
@@ -60,8 +65,8 @@ class Otel:
 
     def operations(self) -> dict[tuple[str, str], int]:
         return {
-            (p.attributes["satchel.operation"], p.attributes["satchel.outcome"]): p.count
-            for p in self.points("satchel.session.operation.duration")
+            (p.attributes["satchel.operation"], p.attributes["satchel.outcome"]): p.value
+            for p in self.points("satchel.session.operations")
         }
 
 
@@ -266,6 +271,32 @@ def test_redis_commands_are_children_of_the_session_spans(otel: Otel, clock: Fak
         assert span.attributes is not None
         values = [str(v) for v in span.attributes.values()]
         assert not any(cookie.split("=", 1)[1] in v for v in values)
+
+
+def test_durations_are_sampled_but_operations_counted_exactly(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    store = MemoryStore(clock=clock)
+    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider, duration_sample=0.1)
+    manager = SessionManager(config, store, clock=clock, telemetry=telemetry)
+    unknown = manager.policy.signer.sign(secrets.token_urlsafe(32))  # type: ignore[union-attr]
+    for _ in range(1000):
+        manager.open(unknown)
+    (loads,) = otel.points("satchel.session.operations")
+    (timed,) = otel.points("satchel.session.operation.duration")
+    assert loads.value == 1000
+    assert 20 < timed.count < 400
+
+
+def test_no_spans_without_a_tracer_provider(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    store = MemoryStore(clock=clock)
+    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider)
+    assert not telemetry.tracing()
+    manager = SessionManager(config, store, clock=clock, telemetry=telemetry)
+    session = manager.open_request(None)
+    session["x"] = 1
+    manager.commit(session)
+    assert otel.events() == {"created": 1}
 
 
 def test_no_telemetry_when_the_setting_is_off(clock: FakeClock) -> None:
