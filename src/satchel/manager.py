@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import Clock, system_clock
 from .config import SessionConfig
 from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
+from .policy.events import UNOBSERVED
 from .policy.merge import merge as merge
 from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Steps, Touch
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
 from .stores import Store, open_store
+from .telemetry import Trip, session_telemetry
+
+if TYPE_CHECKING:
+    from .telemetry import SessionTelemetry
 
 T = TypeVar("T")
 
@@ -49,9 +54,10 @@ def perform(store: Store, op: Op) -> Any:
     raise TypeError(f"not a store operation: {op!r}")
 
 
-def run(store: Store | None, steps: Steps[T]) -> T:
+def run(store: Store | None, steps: Steps[T], trip: Trip | None = None) -> T:
     """Drive a policy step to its result: each operation it yields is carried out on
-    ``store`` and the result sent back; a store's exception is thrown back in."""
+    ``store`` and the result sent back; a store's exception is thrown back in. With a
+    ``trip`` (telemetry is on) each operation is timed and counted."""
     reply: Any = None
     failure: BaseException | None = None
     while True:
@@ -62,7 +68,7 @@ def run(store: Store | None, steps: Steps[T]) -> T:
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
-            reply, failure = perform(store, op), None
+            reply, failure = (perform(store, op) if trip is None else trip.perform(perform, store, op)), None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
 
@@ -78,7 +84,10 @@ class SessionManager:
         session_class: type[Session] = Session,
         *,
         clock: Clock = system_clock,
+        telemetry: SessionTelemetry | None = None,
     ) -> None:
+        """``telemetry``: the instruments to report to; by default OpenTelemetry's global
+        providers when ``opentelemetry-api`` is installed and ``session.telemetry`` is on."""
         self.settings = settings
         self.session_class = session_class
         self.policy: ServerSessions | CookieSessions
@@ -89,16 +98,30 @@ class SessionManager:
             self.policy = CookieSessions(settings, clock, session_class)
         else:
             self.store = store if store is not None else open_store(settings.store, clock=clock)
-            self.policy = ServerSessions(settings, clock, session_class, self.store)
+        self.telemetry = telemetry if telemetry is not None else session_telemetry(self.store, settings.telemetry)
+        if self.store is not None:
+            observer = self.telemetry if self.telemetry is not None else UNOBSERVED
+            self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 
     def open_request(self, cookie_header: str | None) -> Session:
         """The session for a request, given its raw ``Cookie`` header."""
-        return run(self.store, self.policy.open_request(cookie_header))
+        return self._open(self.policy.open_request(cookie_header))
 
     def open(self, cookie_value: str | None) -> Session:
         """The session the cookie value names, or a fresh one (never adopting the client's id)."""
-        return run(self.store, self.policy.open(cookie_value))
+        return self._open(self.policy.open(cookie_value))
+
+    def _open(self, steps: Steps[Session]) -> Session:
+        telemetry = self.telemetry
+        if telemetry is None:
+            return run(self.store, steps)
+        if not telemetry.tracing():
+            return run(self.store, steps, Trip(telemetry, None))
+        with telemetry.span("open") as trip:
+            session = run(self.store, steps, trip)
+            trip.outcome = _opened(session)
+            return session
 
     def load(self, session_id: str) -> Session | None:
         """The stored session for a verified id, or None (server-side sessions only)."""
@@ -112,7 +135,14 @@ class SessionManager:
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
-            return run(self.store, self.policy.commit(session, secure_request))
+            steps = self.policy.commit(session, secure_request)
+            telemetry = self.telemetry
+            if telemetry is None:
+                return run(self.store, steps)
+            if not telemetry.tracing():
+                return run(self.store, steps, Trip(telemetry, None))
+            with telemetry.span("commit") as trip:
+                return run(self.store, steps, trip)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls; returns
@@ -132,6 +162,13 @@ class SessionManager:
         """Release the store's connections."""
         if self.store is not None:
             self.store.close()
+
+
+def _opened(session: Session) -> str:
+    """An open's outcome: the stored session, a new one, or an unsaved one (store down)."""
+    if session.store_unavailable:
+        return "unavailable"
+    return "loaded" if session.loaded is not None else "new"
 
 
 def build_manager(

@@ -28,6 +28,7 @@ from .backends import backend_class, dogpile_name
 from .generations import Generations, RegionState, Wiring
 from .guards import Guard, GuardProxy
 from .keys import ServerMangler
+from .metrics import generation_bumped, metrics_proxies
 from .serializers import SERIALIZERS
 
 log = logging.getLogger("satchel.cache")
@@ -101,10 +102,11 @@ class SharedInvalidation(RegionInvalidationStrategy):
     A region without ``expire`` cannot serve expired values, so there soft is hard.
     """
 
-    def __init__(self, region: CacheRegion, state: RegionState, has_expiry: bool) -> None:
+    def __init__(self, region: CacheRegion, state: RegionState, has_expiry: bool, name: str = "") -> None:
         self._region = region
         self._state = state
         self._has_expiry = has_expiry
+        self._name = name
 
     def invalidate(self, hard: bool = True) -> None:
         backend = self._region.actual_backend
@@ -114,6 +116,7 @@ class SharedInvalidation(RegionInvalidationStrategy):
             backend.bump(hard or not self._has_expiry)
         except guard.failures as exc:
             raise guard.error(exc, "invalidate the region") from exc
+        generation_bumped(self._region)
 
     def is_invalidated(self, timestamp: float) -> bool:
         return timestamp < self._state.soft
@@ -161,6 +164,7 @@ def _configure_memory(region: CacheRegion, config: RegionConfig) -> None:
         dogpile_name("memory") if config.serializer == "json" else "dogpile.cache.memory",
         expiration_time=config.expire,
         arguments={"cache_dict": values},
+        wrap=metrics_proxies(config),
         replace_existing_backend=True,
         region_invalidator=MemoryInvalidation(values),
     )
@@ -180,9 +184,9 @@ def _configure_shared(region: CacheRegion, config: RegionConfig) -> None:
         dogpile_name(config.type),
         expiration_time=config.expire,
         arguments={"satchel": Wiring(config=config, base=base, state=state, guard=guard)},
-        wrap=[GuardProxy(guard)],
+        wrap=[GuardProxy(guard), *metrics_proxies(config)],  # counted inside the guard: it sees the errors
         replace_existing_backend=True,
-        region_invalidator=SharedInvalidation(region, state, config.expire is not None),
+        region_invalidator=SharedInvalidation(region, state, config.expire is not None, config.name),
     )
     alphabet = re.compile(cls.key_alphabet) if cls.key_alphabet else None
     region.key_mangler = ServerMangler(base, config.key_length, cls.max_key_length, alphabet)

@@ -75,6 +75,7 @@ REGION_OPTIONS: dict[str, Coercer] = {
     "schema_name": as_optional_str,
     "memcache_module": as_optional_str,
     "bind": _any,
+    "telemetry": as_bool,
 }
 #: Options valid only for all regions at once.
 GLOBAL_OPTIONS: dict[str, Coercer] = {"regions": as_words, **REGION_OPTIONS}
@@ -98,6 +99,8 @@ class RegionConfig:
     schema_name: str | None = None
     sa_options: Mapping[str, Any] = field(default_factory=dict)
     engine: Any = None
+    #: Hits, misses, creations and errors counted through OpenTelemetry, when it is installed.
+    telemetry: bool = True
 
     @property
     def shared(self) -> bool:
@@ -272,6 +275,7 @@ def _region(
         schema_name=values.get("schema_name"),
         sa_options=dict(sa_options),
         engine=engine,
+        telemetry=values.get("telemetry", True),
     )
 
 

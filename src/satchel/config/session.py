@@ -82,6 +82,8 @@ class SessionConfig:
     #: "raise": StoreUnavailable reaches the app; "fresh": a request whose session
     #: cannot be loaded gets an empty, unsaved session marked ``store_unavailable``.
     on_store_error: str = "raise"
+    #: Metrics and traces through OpenTelemetry, when ``opentelemetry-api`` is installed.
+    telemetry: bool = True
     warnings: tuple[str, ...] = ()
 
     @property
@@ -175,6 +177,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "merge_retries": _whole(0),
     "max_cookies": _whole(1, MAX_COOKIES),
     "on_store_error": _one_of("raise", "fresh"),
+    "telemetry": uncommented(as_bool),
 }
 
 #: Settings copied as they are onto :class:`SessionConfig` fields of the same name.
@@ -186,6 +189,7 @@ _PLAIN = (
     "max_cookies",
     "max_records",
     "on_store_error",
+    "telemetry",
 )
 #: Cookie settings by the :class:`CookieConfig` field each fills.
 _COOKIE_FIELDS = {

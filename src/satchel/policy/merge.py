@@ -53,3 +53,21 @@ def merge(base: Body, current: Body, latest: Body) -> Body:
     csrf = current.csrf if current.csrf != base.csrf else latest.csrf
     user = current.user if current.user != base.user else latest.user
     return Body(data, flash, csrf, user)
+
+
+def overwritten(base: Body, current: Body, latest: Body) -> int:
+    """How many keys both requests changed, each to its own value: the merge keeps this
+    request's value there (last writer wins for those keys)."""
+    def changed(key: str, one: dict[str, Any], other: dict[str, Any]) -> bool:
+        if (key in one) != (key in other):
+            return True
+        return key in one and encode_value(one[key], key) != encode_value(other[key], key)
+
+    keys = set(base.data) | set(current.data) | set(latest.data)
+    return sum(
+        1
+        for key in keys
+        if changed(key, base.data, current.data)
+        and changed(key, base.data, latest.data)
+        and changed(key, current.data, latest.data)
+    )

@@ -17,9 +17,9 @@ from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
 from ..stores.base import Store
 from ..throttled import ThrottledLog
-from . import cookies
+from . import cookies, events
 from .limits import RecordLimit
-from .merge import merge
+from .merge import merge, overwritten
 from .ops import Delete, Load, Pause, Save, Steps, Touch
 from .outage import OutageLog
 from .timeouts import Timeouts
@@ -41,8 +41,17 @@ class ServerSessions:
     """The rules of server-side sessions: ids, signing, timeouts, renewal, merging,
     the record cap and the user index."""
 
-    def __init__(self, settings: SessionConfig, clock: Clock, session_class: type[Session], store: Store) -> None:
-        """``store`` is consulted for its name and default record cap only: policies do no I/O."""
+    def __init__(
+        self,
+        settings: SessionConfig,
+        clock: Clock,
+        session_class: type[Session],
+        store: Store,
+        observer: events.Observer = events.UNOBSERVED,
+    ) -> None:
+        """``store`` is consulted for its name and default record cap only: policies do no I/O.
+        ``observer`` hears every decision worth counting (:mod:`satchel.policy.events`)."""
+        self.observer = observer
         self.settings = settings
         self.clock = clock
         self.session_class = session_class
@@ -67,9 +76,7 @@ class ServerSessions:
             return self._fresh()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
-            self.refused.event(
-                logging.WARNING, "bad signature", "session cookie with a bad signature; starting a new session"
-            )
+            self._refuse("bad signature", "session cookie with a bad signature; starting a new session")
             return self._fresh(had_cookie=True)
         try:
             loaded = yield from self.load(session_id)
@@ -83,9 +90,14 @@ class ServerSessions:
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
+            self.observer.event(events.OUTAGE)
             self.outages.log(logging.WARNING, "session store unavailable (%s); serving unsaved sessions", exc)
             return self._fresh(had_cookie=True, store_unavailable=True)
         return loaded if loaded is not None else self._fresh(had_cookie=True)
+
+    def _refuse(self, reason: str, message: str, *args: object) -> None:
+        self.observer.event(events.REFUSED, reason)
+        self.refused.event(logging.WARNING, reason, message, *args)
 
     def _fresh(self, *, had_cookie: bool = False, store_unavailable: bool = False) -> Session:
         """A new, empty session started now (by the policy's clock)."""
@@ -104,9 +116,7 @@ class ServerSessions:
             created, accessed, body_bytes = split_record(record.data)
             body = decode_body(body_bytes)
         except BadData as exc:
-            self.refused.event(
-                logging.WARNING, "corrupt record", "stored session record is corrupt (%s); starting a new session", exc
-            )
+            self._refuse("corrupt record", "stored session record is corrupt (%s); starting a new session", exc)
             if self.settings.invalidate_corrupt:
                 yield Delete(key)
             return None
@@ -140,6 +150,7 @@ class ServerSessions:
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise
+            self.observer.event(events.OUTAGE)
             self.outages.log(logging.ERROR, "session store unavailable (%s); session changes are being lost", exc)
             return []
         return [] if header is None else [header]
@@ -157,6 +168,7 @@ class ServerSessions:
         for gone in ended:
             key = store_key(gone.id)
             yield Delete(key)
+            self.observer.event(events.INVALIDATED)
             if gone.user is not None:
                 yield from self._index(gone.user, add=None, remove=key)
 
@@ -200,11 +212,14 @@ class ServerSessions:
             # Past the record cap new anonymous sessions are served but not saved; a
             # login (a session bound to a user) needs credentials, so it always is.
             if session.user_id is None and not (yield from self.limit.room_for_new_session()):
+                self.observer.event(events.CAPPED)
                 return None
             yield from self._create(session, body, now)
+            self.observer.event(events.CREATED)
             return self._cookie(session, secure_request)
         if not (yield from self._move(session, now)):
             return cookies.delete_cookie_header(cookie, secure_request)
+        self.observer.event(events.REGENERATED)
         return self._cookie(session, secure_request)
 
     def _save_loaded(self, session: Session, secure_request: bool) -> Steps[str | None]:
@@ -260,13 +275,12 @@ class ServerSessions:
             self._stored(session, body, version, now, key)
             return True
         base, current = _loaded_body(session), _current_body(session)
+        self.observer.event(events.CONFLICT)
         for attempt in range(self.settings.merge_retries):
             try:
                 found = yield from self._latest(key)
             except BadData:
-                self.refused.event(
-                    logging.WARNING, "corrupt record", "stored session record became corrupt; dropping it"
-                )
+                self._refuse("corrupt record", "stored session record became corrupt; dropping it")
                 session.loaded = None
                 return False
             if found is None:
@@ -281,12 +295,21 @@ class ServerSessions:
             else:
                 version = yield Save(key, encode_record(created, now, merged_bytes), ttl, latest_version)
             if version is not None:
+                self._merged(base, current, latest)
                 session.replace_state(merged.data, merged.flash, merged.csrf, merged.user)
                 self._stored(session, merged_bytes, version, now, key)
                 return True
+            self.observer.event(events.CONFLICT)
             yield Pause(_backoff(attempt))
+        self.observer.event(events.RETRIES_EXHAUSTED)
         log.error("a session had %d conflicting writes in a row; giving up", self.settings.merge_retries)
         raise SessionConflict(f"the session kept changing under this request ({self.settings.merge_retries} retries)")
+
+    def _merged(self, base: Body, current: Body, latest: Body) -> None:
+        self.observer.event(events.MERGED)
+        lost = overwritten(base, current, latest)
+        if lost:
+            self.observer.event(events.OVERWRITTEN, count=lost)
 
     @staticmethod
     def _stored(session: Session, body: bytes, version: Any, now: float, key: str) -> None:
@@ -320,6 +343,7 @@ class ServerSessions:
         for attempt in range(self.settings.merge_retries + 1):
             if (yield Save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version)) is not None:
                 break
+            self.observer.event(events.CONFLICT)
             try:
                 found = yield from self._latest(old_key)
             except (Moved, BadData):
@@ -332,6 +356,7 @@ class ServerSessions:
             current, base = merge(base, current, latest), latest
             yield Pause(_backoff(attempt))
         else:
+            self.observer.event(events.RETRIES_EXHAUSTED)
             raise SessionConflict("the session kept changing while its id was regenerated")
         session.replace_state(current.data, current.flash, current.csrf, current.user)
         yield from self._create(session, session.encode(), now)
@@ -345,7 +370,10 @@ class ServerSessions:
 
     def revoke_user_sessions(self, user_id: str | int, keep: Session | None = None) -> Steps[int]:
         kept = store_key(keep.id) if keep is not None and keep.loaded is not None else None
-        return self.users.revoke(str(user_id), kept)
+        revoked = yield from self.users.revoke(str(user_id), kept)
+        if revoked:
+            self.observer.event(events.REVOKED, count=revoked)
+        return revoked
 
 
 def _loaded_body(session: Session) -> Body:

@@ -35,7 +35,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..clock import Clock, system_clock
 from ..config.coerce import as_optional_str, as_str, as_words, uncommented
@@ -50,6 +50,7 @@ try:
     from redis.cluster import ClusterNode, RedisCluster
     from redis.commands.core import Script
     from redis.retry import Retry
+    from redis.sentinel import Sentinel
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise StoreUnavailable('the redis stores need redis-py: pip install "satchel[redis]"', "redis") from exc
 
@@ -146,6 +147,10 @@ def redis_client(url_or_urls: str | Sequence[str], *, cluster: bool, timeout: fl
     add startup nodes. redis-py connects to a cluster here, in the constructor.
     Options in a URL's query (``?socket_timeout=5``) override ``timeout``.
     """
+    if isinstance(url_or_urls, str) and is_sentinel_url(url_or_urls):
+        if cluster:
+            raise ConfigurationError("a Redis Cluster is not found through Sentinel; use redis:// URLs", "url")
+        return sentinel_client(url_or_urls.strip(), timeout)
     urls = server_urls(url_or_urls)
     if not urls:
         raise ConfigurationError("a redis client needs a url", "url")
@@ -159,6 +164,50 @@ def redis_client(url_or_urls: str | Sequence[str], *, cluster: bool, timeout: fl
         for part in map(urlsplit, urls[1:])
     ]
     return RedisCluster.from_url(urls[0], startup_nodes=nodes, retry=retry_policy(CLUSTER_RETRIES), **common)
+
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.strip().lower().startswith(SENTINEL_SCHEMES)
+
+
+def sentinel_client(url: str, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
+    """A client of the primary that Sentinel names, through redis-py's public
+    :class:`~redis.sentinel.Sentinel`:
+    ``redis+sentinel://[:password@]host:26379,host2:26379/service[/db]``.
+
+    The password is the primary's; ``?sentinel_password=`` authenticates to the
+    sentinels. After a failover the next connection asks the sentinels again, so
+    the client follows the new primary without a restart; a demoted primary's
+    read-only answer drops the connection the same way.
+    """
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    sentinels = []
+    for host_port in hosts.split(","):
+        host, _, port = host_port.strip().rpartition(":") if ":" in host_port else (host_port.strip(), "", "26379")
+        sentinels.append((host or "127.0.0.1", int(port or 26379)))
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not path or len(path) > 2 or not sentinels:
+        raise ConfigurationError(f"a Sentinel URL names sentinels and a service: {masked_address(url)}", "url")
+    query = dict(parse_qsl(parts.query))
+    common: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    sentinel_auth = {"password": query["sentinel_password"]} if query.get("sentinel_password") else {}
+    password = unquote(userinfo.partition(":")[2]) if userinfo else None
+    username = unquote(userinfo.partition(":")[0]) if userinfo else None
+    sentinel = Sentinel(sentinels, sentinel_kwargs={**common, **sentinel_auth}, **common)  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        path[0],
+        db=int(path[1]) if len(path) == 2 else 0,
+        username=username or None,
+        password=password,
+        ssl=parts.scheme.lower().startswith("rediss"),
+        retry=retry_policy(),
+        **common,
+    )
+    return client
 
 
 def server_urls(url_or_urls: str | Sequence[str]) -> tuple[str, ...]:
@@ -370,7 +419,8 @@ class RedisStore(_RedisBase):
         if not url:
             raise ConfigurationError("the redis store needs url", "url")
         client = redis_client(url, cluster=False, timeout=_timeout(options))
-        return cls(client, _prefix(options), masked_address(server_urls(url)[0]), clock=clock)
+        address = url.strip() if isinstance(url, str) and is_sentinel_url(url) else server_urls(url)[0]
+        return cls(client, _prefix(options), masked_address(address), clock=clock)
 
 
 
@@ -413,10 +463,13 @@ class RedisClusterStore(_RedisBase):
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "SENTINEL_SCHEMES",
     "RedisClusterStore",
     "RedisStore",
+    "is_sentinel_url",
     "masked_address",
     "redis_client",
     "retry_policy",
+    "sentinel_client",
     "server_urls",
 ]

@@ -1,0 +1,321 @@
+"""Metrics and spans of session requests, read back through the OpenTelemetry SDK's
+in-memory exporter and metric reader: a login, a changing request, a conflict, an
+outage, on a real Redis whose driver spans nest under satchel's."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from satchel.config import parse_session_settings
+from satchel.manager import SessionManager
+from satchel.stores.memory import MemoryStore
+from satchel.stores.redis import RedisStore
+from satchel.telemetry import SessionTelemetry
+from satchel.testing import FakeClock
+from tests.support.apps import BASE_SETTINGS
+from tests.support.servers import free_port
+from tests.support.services import REDIS_URL, need, port_open
+
+
+@dataclass
+class Otel:
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def telemetry(self, store_name: str) -> SessionTelemetry:
+        return SessionTelemetry(
+            store_name,
+            meter_provider=self.meter_provider,
+            tracer_provider=self.tracer_provider,
+            duration_sample=1.0,
+        )
+
+    def finished(self, name: str) -> list[ReadableSpan]:
+        return [span for span in self.spans.get_finished_spans() if span.name == name]
+
+    def points(self, metric: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for found in scope.metrics
+            if found.name == metric
+            for point in found.data.data_points
+        ]
+
+    def events(self) -> dict[str, int]:
+        return {p.attributes["satchel.event"]: p.value for p in self.points("satchel.session.events")}
+
+    def operations(self) -> dict[tuple[str, str], int]:
+        return {
+            (p.attributes["satchel.operation"], p.attributes["satchel.outcome"]): p.value
+            for p in self.points("satchel.session.operations")
+        }
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    yield Otel(spans, reader, tracer_provider, meter_provider)
+    meter_provider.shutdown()
+
+
+def memory_manager(otel: Otel, clock: FakeClock, **settings: str) -> SessionManager:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory", **settings})
+    store = MemoryStore(clock=clock)
+    return SessionManager(config, store, clock=clock, telemetry=otel.telemetry(store.name))
+
+
+def cookie_of(headers: list[str]) -> str:
+    return headers[0].split(";", 1)[0]
+
+
+def test_login_creates_a_session_and_says_so(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    session = manager.open_request(None)
+    session.bind_user("ada")
+    session["cart"] = 3
+    manager.commit(session)
+
+    (opened,) = otel.finished("satchel.session.open")
+    (committed,) = otel.finished("satchel.session.commit")
+    assert opened.attributes is not None and committed.attributes is not None
+    assert opened.attributes["satchel.outcome"] == "new"
+    assert opened.attributes["satchel.round_trips"] == 0
+    assert committed.attributes["satchel.outcome"] == "written"
+    assert committed.attributes["satchel.store"] == "memory"
+    assert [event.name for event in committed.events] == ["satchel.session.created"]
+    assert otel.events() == {"created": 1}
+    # the user's index is read and written, then the session created
+    assert otel.operations() == {("load", "miss"): 1, ("save", "ok"): 2}
+
+
+def test_changing_request_loads_once_and_writes_once(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    first = manager.open_request(None)
+    first["n"] = 1
+    cookie = cookie_of(manager.commit(first))
+    otel.spans.clear()
+
+    again = manager.open_request(cookie)
+    again["n"] = 2
+    manager.commit(again)
+
+    (opened,) = otel.finished("satchel.session.open")
+    (committed,) = otel.finished("satchel.session.commit")
+    assert opened.attributes is not None and committed.attributes is not None
+    assert (opened.attributes["satchel.outcome"], opened.attributes["satchel.round_trips"]) == ("loaded", 1)
+    assert (committed.attributes["satchel.outcome"], committed.attributes["satchel.round_trips"]) == ("written", 1)
+    operations = otel.operations()
+    assert (operations[("load", "hit")], operations[("save", "ok")]) == (1, 2)
+
+
+def test_conflict_is_counted_merged_and_spanned(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    first = manager.open_request(None)
+    first["a"] = 0
+    cookie = cookie_of(manager.commit(first))
+    left, right = manager.open_request(cookie), manager.open_request(cookie)
+    left["a"], right["a"], right["b"] = 1, 2, 2
+    manager.commit(left)
+    otel.spans.clear()
+    manager.commit(right)
+
+    (committed,) = otel.finished("satchel.session.commit")
+    assert committed.attributes is not None
+    assert committed.attributes["satchel.outcome"] == "merged"
+    assert committed.attributes["satchel.round_trips"] == 3  # save, reload, save
+    assert [event.name for event in committed.events] == [
+        "satchel.session.conflict",
+        "satchel.session.merged",
+        "satchel.session.overwritten",
+    ]
+    assert otel.events() == {"created": 1, "conflict": 1, "merged": 1, "overwritten": 1}
+    assert otel.operations()[("save", "conflict")] == 1
+
+
+def test_retries_exhausted_is_counted(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock, **{"session.merge_retries": "0"})
+    first = manager.open_request(None)
+    first["a"] = 0
+    cookie = cookie_of(manager.commit(first))
+    left, right = manager.open_request(cookie), manager.open_request(cookie)
+    left["a"], right["a"] = 1, 2
+    manager.commit(left)
+    with pytest.raises(Exception, match="kept changing"):
+        manager.commit(right)
+
+    committed = otel.finished("satchel.session.commit")[-1]
+    assert committed.attributes is not None
+    assert committed.attributes["satchel.outcome"] == "error"
+    assert committed.attributes["error.type"] == "SessionConflict"
+    assert otel.events()["retries_exhausted"] == 1
+
+
+def test_bad_cookies_are_counted_by_reason(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    for _ in range(5):
+        manager.open("not-a-signed-id")
+    (point,) = otel.points("satchel.session.events")
+    assert point.attributes["satchel.reason"] == "bad signature"
+    assert point.value == 5
+
+
+def test_records_refused_by_the_cap_are_counted(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock, **{"session.max_records": "1"})
+    for _ in range(3):
+        session = manager.open_request(None)
+        session["x"] = 1
+        manager.commit(session)
+    assert otel.events() == {"created": 1, "capped": 2}
+
+
+def test_invalidate_regenerate_and_revoke_are_counted(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    phone = manager.open_request(None)
+    phone.bind_user("ada")
+    manager.commit(phone)
+    laptop = manager.open_request(None)
+    laptop.bind_user("ada")
+    cookie = cookie_of(manager.commit(laptop))
+    laptop = manager.open_request(cookie)
+    laptop.regenerate_id()
+    cookie = cookie_of(manager.commit(laptop))
+    laptop = manager.open_request(cookie)
+    assert manager.revoke_user_sessions("ada", keep=laptop) == 1
+    laptop.invalidate()
+    manager.commit(laptop)
+    assert otel.events() == {"created": 2, "regenerated": 1, "revoked": 1, "invalidated": 1}
+
+
+def test_outage_marks_the_span_and_counts_the_error(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings(
+        {
+            **BASE_SETTINGS,
+            "session.type": "redis",
+            "session.on_store_error": "fresh",
+            "session.url": f"redis://127.0.0.1:{free_port()}/0",
+            "session.socket_timeout": "0.2",
+        }
+    )
+    store = RedisStore.from_options(config.store.options)
+    manager = SessionManager(config, store, clock=clock, telemetry=otel.telemetry(store.name))
+    signed = manager.policy.signer.sign(secrets.token_urlsafe(32))  # type: ignore[union-attr]
+    session = manager.open(signed)
+
+    assert session.store_unavailable
+    (opened,) = otel.finished("satchel.session.open")
+    assert opened.attributes is not None
+    assert opened.attributes["satchel.outcome"] == "unavailable"
+    assert [event.name for event in opened.events] == ["satchel.session.outage"]
+    (load,) = otel.points("satchel.session.operation.duration")
+    assert load.attributes["satchel.outcome"] == "error"
+    assert load.attributes["error.type"] == "StoreUnavailable"
+    assert otel.events() == {"outage": 1}
+    store.close()
+
+
+def test_redis_commands_are_children_of_the_session_spans(otel: Otel, clock: FakeClock) -> None:
+    need(port_open("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
+    instrumentor = RedisInstrumentor()
+    instrumentor.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        config = parse_session_settings(
+            {
+                **BASE_SETTINGS,
+                "session.type": "redis",
+                "session.url": REDIS_URL,
+                "session.key_prefix": f"satchel:test:{secrets.token_hex(4)}:",
+            }
+        )
+        store = RedisStore.from_options(config.store.options)
+        manager = SessionManager(config, store, clock=clock, telemetry=otel.telemetry(store.name))
+        session = manager.open_request(None)
+        session["x"] = 1
+        cookie = cookie_of(manager.commit(session))
+        session = manager.open_request(cookie)
+        session.invalidate()
+        manager.commit(session)
+        store.close()
+    finally:
+        instrumentor.uninstrument()
+
+    spans = otel.spans.get_finished_spans()
+    ours = {span.context.span_id: span for span in spans if span.name.startswith("satchel.session.")}
+    driver = [span for span in spans if not span.name.startswith("satchel.session.")]
+    assert driver, "the redis instrumentation saw no command"
+    for span in driver:
+        assert span.parent is not None and span.parent.span_id in ours
+    for span in ours.values():
+        assert span.attributes is not None
+        values = [str(v) for v in span.attributes.values()]
+        assert not any(cookie.split("=", 1)[1] in v for v in values)
+
+
+def test_durations_are_sampled_but_operations_counted_exactly(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    store = MemoryStore(clock=clock)
+    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider, duration_sample=0.1)
+    manager = SessionManager(config, store, clock=clock, telemetry=telemetry)
+    unknown = manager.policy.signer.sign(secrets.token_urlsafe(32))  # type: ignore[union-attr]
+    for _ in range(1000):
+        manager.open(unknown)
+    (loads,) = otel.points("satchel.session.operations")
+    (timed,) = otel.points("satchel.session.operation.duration")
+    assert loads.value == 1000
+    assert 20 < timed.count < 400
+
+
+def test_no_spans_without_a_tracer_provider(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    store = MemoryStore(clock=clock)
+    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider)
+    assert not telemetry.tracing()
+    manager = SessionManager(config, store, clock=clock, telemetry=telemetry)
+    session = manager.open_request(None)
+    session["x"] = 1
+    manager.commit(session)
+    assert otel.events() == {"created": 1}
+
+
+def test_no_telemetry_when_the_setting_is_off(clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory", "session.telemetry": "false"})
+    assert SessionManager(config, MemoryStore(clock=clock), clock=clock).telemetry is None
+
+
+def test_without_opentelemetry_nothing_is_imported_or_measured() -> None:
+    script = """
+import sys
+sys.modules["opentelemetry"] = None  # as if it were not installed
+from satchel.config import parse_session_settings
+from satchel.manager import SessionManager
+from tests.support.apps import BASE_SETTINGS
+manager = SessionManager(parse_session_settings({**BASE_SETTINGS, "session.type": "memory"}))
+session = manager.open_request(None)
+session["x"] = 1
+manager.commit(session)
+assert manager.telemetry is None
+assert not [name for name in sys.modules if name.startswith("opentelemetry.")]
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
