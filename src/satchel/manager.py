@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import Clock, system_clock
 from .config import SessionConfig
 from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.merge import merge as merge
-from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Steps, Touch
+from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Steps, Touch
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
 from .stores import Store, open_store
+
+if TYPE_CHECKING:
+    from .beaker.readers import BeakerReader
 
 T = TypeVar("T")
 
@@ -30,8 +33,13 @@ T = TypeVar("T")
 WRITE_LOCK_STRIPES = 256
 
 
-def perform(store: Store, op: Op) -> Any:
-    """Carry out one operation on a synchronous store."""
+def perform(store: Store, op: Op, beaker: BeakerReader | None = None) -> Any:
+    """Carry out one operation on a synchronous store (or, for the transition from
+    Beaker, on the reader of Beaker's records)."""
+    if isinstance(op, (ReadBeaker, DeleteBeaker)):
+        if beaker is None:
+            raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
+        return beaker.load(op.beaker_id) if isinstance(op, ReadBeaker) else beaker.delete(op.beaker_id)
     if isinstance(op, Load):
         return store.load(op.key)
     if isinstance(op, Save):
@@ -49,7 +57,7 @@ def perform(store: Store, op: Op) -> Any:
     raise TypeError(f"not a store operation: {op!r}")
 
 
-def run(store: Store | None, steps: Steps[T]) -> T:
+def run(store: Store | None, steps: Steps[T], beaker: BeakerReader | None = None) -> T:
     """Drive a policy step to its result: each operation it yields is carried out on
     ``store`` and the result sent back; a store's exception is thrown back in."""
     reply: Any = None
@@ -62,7 +70,7 @@ def run(store: Store | None, steps: Steps[T]) -> T:
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
-            reply, failure = perform(store, op), None
+            reply, failure = perform(store, op, beaker), None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
 
@@ -90,15 +98,17 @@ class SessionManager:
         else:
             self.store = store if store is not None else open_store(settings.store, clock=clock)
             self.policy = ServerSessions(settings, clock, session_class, self.store)
+        #: Reads Beaker's records while ``session.beaker_transition`` is on.
+        self.beaker = _beaker_reader(settings)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 
     def open_request(self, cookie_header: str | None) -> Session:
         """The session for a request, given its raw ``Cookie`` header."""
-        return run(self.store, self.policy.open_request(cookie_header))
+        return run(self.store, self.policy.open_request(cookie_header), self.beaker)
 
     def open(self, cookie_value: str | None) -> Session:
         """The session the cookie value names, or a fresh one (never adopting the client's id)."""
-        return run(self.store, self.policy.open(cookie_value))
+        return run(self.store, self.policy.open(cookie_value), self.beaker)
 
     def load(self, session_id: str) -> Session | None:
         """The stored session for a verified id, or None (server-side sessions only)."""
@@ -112,7 +122,7 @@ class SessionManager:
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
-            return run(self.store, self.policy.commit(session, secure_request))
+            return run(self.store, self.policy.commit(session, secure_request), self.beaker)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls; returns
@@ -132,6 +142,16 @@ class SessionManager:
         """Release the store's connections."""
         if self.store is not None:
             self.store.close()
+        if self.beaker is not None:
+            self.beaker.close()
+
+
+def _beaker_reader(settings: SessionConfig) -> BeakerReader | None:
+    if settings.beaker is None or settings.client_side:
+        return None
+    from .beaker.readers import open_reader
+
+    return open_reader(settings.store, settings.beaker.type, settings.beaker.table_name)
 
 
 def build_manager(

@@ -61,6 +61,16 @@ class CookieConfig:
 
 
 @dataclass(frozen=True)
+class BeakerSource:
+    """Where Beaker kept the sessions ``beaker_transition`` converts: the store the
+    settings configure, read the way Beaker's ``type`` wrote it."""
+
+    type: str
+    #: The table ``ext:database`` used (``beaker_table_name``; Beaker's default otherwise).
+    table_name: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     secrets: tuple[str, ...]
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -81,6 +91,8 @@ class SessionConfig:
     #: "raise": StoreUnavailable reaches the app; "fresh": a request whose session
     #: cannot be loaded gets an empty, unsaved session marked ``store_unavailable``.
     on_store_error: str = "raise"
+    #: Set by ``beaker_transition = true``: convert the sessions of Beaker's cookies.
+    beaker: BeakerSource | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -174,6 +186,8 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "merge_retries": _whole(0),
     "max_cookies": _whole(1, MAX_COOKIES),
     "on_store_error": _one_of("raise", "fresh"),
+    "beaker_transition": uncommented(as_bool),
+    "beaker_table_name": as_optional_str,
 }
 
 #: Settings copied as they are onto :class:`SessionConfig` fields of the same name.
@@ -227,6 +241,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
         encrypt_keys=values.get("encrypt_key", ()),
         **_timeouts(values, shown),
         **{k: values[k] for k in _PLAIN if k in values},
+        beaker=BeakerSource(type_name, values.get("beaker_table_name")) if values.get("beaker_transition") else None,
         warnings=tuple(warnings),
     )
     for warning in config.warnings:
