@@ -16,8 +16,12 @@ COMMON = {"session.secret": SECRET, "session.key": "shop"}
 
 
 def _file(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    yield {**COMMON, "session.type": "file", "session.data_dir": str(tmp_path / "sessions"),
-           "session.lock_dir": str(tmp_path / "locks")}
+    yield {
+        **COMMON,
+        "session.type": "file",
+        "session.data_dir": str(tmp_path / "sessions"),
+        "session.lock_dir": str(tmp_path / "locks"),
+    }
 
 
 def _redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
@@ -34,8 +38,12 @@ def _redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def _memcached(tmp_path: Path) -> Iterator[dict[str, Any]]:
     need_port("127.0.0.1", 11211, "memcached")
     need_port("127.0.0.1", 11212, "memcached")
-    yield {**COMMON, "session.type": "ext:memcached", "session.url": MEMCACHED_SERVERS,
-           "session.lock_dir": str(tmp_path / "locks")}
+    yield {
+        **COMMON,
+        "session.type": "ext:memcached",
+        "session.url": MEMCACHED_SERVERS,
+        "session.lock_dir": str(tmp_path / "locks"),
+    }
 
 
 def _sql(tmp_path: Path) -> Iterator[dict[str, Any]]:
@@ -43,10 +51,15 @@ def _sql(tmp_path: Path) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
     beaker_table, satchel_table = unique("beaker_t"), unique("satchel_t")
-    yield {**COMMON, "session.type": "ext:database", "session.url": POSTGRES_URL,
-           "session.table_name": beaker_table, "session.lock_dir": str(tmp_path / "locks"),
-           # what the switched INI adds: satchel's table beside Beaker's
-           "satchel.table_name": satchel_table}
+    yield {
+        **COMMON,
+        "session.type": "ext:database",
+        "session.url": POSTGRES_URL,
+        "session.table_name": beaker_table,
+        "session.lock_dir": str(tmp_path / "locks"),
+        # what the switched INI adds: satchel's table beside Beaker's
+        "satchel.table_name": satchel_table,
+    }
     engine = sa.create_engine(POSTGRES_URL)
     with engine.begin() as conn:
         for table in (beaker_table, satchel_table):
