@@ -127,6 +127,18 @@ def _serializer(value: Any, key: str) -> str:
     return text
 
 
+def _constant_csrf_token(value: Any, key: str) -> bool:
+    """pyramid_beaker's one CSRF token for every session: refused unless turned off."""
+    if as_str(value, key).lower() in ("", "false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(
+        f"{key} is refused: one CSRF token shared by every session is a token any visitor can read "
+        "and forge requests with. Tests can read a session's token with request.session.get_csrf_token() "
+        "(or session.webtest_varname); remove the setting",
+        key,
+    )
+
+
 def _crypto_type(value: Any, key: str) -> str:
     text = as_str(value, key).lower()
     if text not in ("cryptography", "default", "auto"):
@@ -187,6 +199,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "max_cookies": _whole(1, MAX_COOKIES),
     "on_store_error": _one_of("raise", "fresh"),
     "beaker_transition": uncommented(as_bool),
+    "constant_csrf_token": uncommented(_constant_csrf_token),
     "beaker_table_name": as_optional_str,
 }
 
