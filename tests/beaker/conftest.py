@@ -24,6 +24,15 @@ def _file(tmp_path: Path) -> Iterator[dict[str, Any]]:
     }
 
 
+def _dbm(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    yield {
+        **COMMON,
+        "session.type": "dbm",
+        "session.data_dir": str(tmp_path / "sessions"),
+        "session.lock_dir": str(tmp_path / "locks"),
+    }
+
+
 def _redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
     need_port("127.0.0.1", 6379, "Redis")
     import redis
@@ -67,7 +76,7 @@ def _sql(tmp_path: Path) -> Iterator[dict[str, Any]]:
     engine.dispose()
 
 
-STORES = {"file": _file, "redis": _redis, "memcached": _memcached, "sql": _sql}
+STORES = {"dbm": _dbm, "file": _file, "redis": _redis, "memcached": _memcached, "sql": _sql}
 
 
 @pytest.fixture(params=sorted(STORES))

@@ -199,10 +199,12 @@ class SqlReader(BeakerReader):
 
     kind = "ext:database"
 
-    def __init__(self, engine: Any, table_name: str = BEAKER_TABLE, schema: str | None = None) -> None:
+    def __init__(
+        self, engine: Any, table_name: str = BEAKER_TABLE, schema: str | None = None, *, owns_engine: bool = False
+    ) -> None:
         import sqlalchemy as sa
 
-        self.sa, self.engine = sa, engine
+        self.sa, self.engine, self.owns_engine = sa, engine, owns_engine
         self.table = sa.Table(
             table_name,
             sa.MetaData(),
@@ -228,7 +230,8 @@ class SqlReader(BeakerReader):
                     yield namespace
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self.owns_engine:
+            self.engine.dispose()
 
 
 def open_reader(store: StoreConfig, beaker_type: str | None = None, table_name: str | None = None) -> BeakerReader:
@@ -249,7 +252,9 @@ def open_reader(store: StoreConfig, beaker_type: str | None = None, table_name: 
     if store.type == "memcached":
         return MemcachedReader(_memcached_clients(options))
     if store.type == "sql":
-        return SqlReader(_engine(options), table_name or BEAKER_TABLE, options.get("schema_name"))
+        given = options.get("bind")
+        engine = given if given is not None else _engine(options)
+        return SqlReader(engine, table_name or BEAKER_TABLE, options.get("schema_name"), owns_engine=given is None)
     raise ConfigurationError(
         f"Beaker's records cannot be read from a {store.type} store: the transition reads file, dbm, "
         "ext:database, ext:redis and ext:memcached",
@@ -269,8 +274,6 @@ def _memcached_clients(options: Mapping[str, Any]) -> list[Any]:
 def _engine(options: Mapping[str, Any]) -> Any:
     from ..stores.sql import create_engine
 
-    if options.get("bind") is not None:
-        return options["bind"]
     sa_options = dict(options.get("sa") or {})
     url = options.get("url") or sa_options.pop("url", None)
     sa_options.pop("url", None)
