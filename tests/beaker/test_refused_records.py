@@ -61,6 +61,12 @@ def _visit(app_settings: dict[str, Any], beaker_id: str, clock: FakeClock | None
     return app
 
 
+def _replaced(app: TestApp) -> None:
+    """What a browser does with the cookie a response replaced (WebTest files a cookie
+    set by hand under another domain than one set by a response, and keeps both)."""
+    app.cookiejar.clear(".localhost", "/", "shop")
+
+
 def test_a_record_holding_code_is_refused_logged_and_replaced_by_a_fresh_session(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -115,6 +121,8 @@ def test_a_beaker_session_within_the_timeout_keeps_its_creation_time(tmp_path: P
     clock.advance(600)
     app = _visit({**_file_settings(tmp_path), "session.absolute_timeout": "900"}, beaker_id, clock)
     assert json.loads(app.get("/page").text)["user"] == "alice"
+    _replaced(app)
+    assert json.loads(app.get("/page").text)["user"] == "alice"
     clock.advance(301)  # past the absolute timeout counted from Beaker's creation time
     assert json.loads(app.get("/page").text)["user"] is None
 
@@ -127,3 +135,22 @@ def test_a_visitor_whose_beaker_store_is_down_keeps_the_beaker_cookie(tmp_path: 
     response = app.get("/page")
     assert json.loads(response.text)["user"] is None
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_request_still_carrying_the_converted_beaker_cookie_cannot_overtake_the_new_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    beaker_id = uuid.uuid4().hex
+    _plant_file(tmp_path, beaker_id, {"user": "alice", "_creation_time": clock(), "_accessed_time": clock()})
+    first = _visit(_file_settings(tmp_path), beaker_id, clock)
+    assert json.loads(first.get("/page").text)["user"] == "alice"
+    _replaced(first)
+
+    # another tab's request, sent with the Beaker cookie before the new cookie arrived
+    late = _visit(_file_settings(tmp_path), beaker_id, clock)
+    response = late.get("/page")
+    assert json.loads(response.text)["user"] is None
+    assert "Set-Cookie" not in response.headers
+
+    assert json.loads(first.get("/page").text)["user"] == "alice"
+    clock.advance(61)  # the marker is gone: a stale Beaker cookie now just starts a new session
+    assert "Set-Cookie" in late.get("/page").headers

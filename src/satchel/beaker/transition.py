@@ -8,6 +8,11 @@ converted, and handed to the view as a new satchel session: the commit stores it
 under a new id and sends satchel's cookie, and only then is Beaker's record
 deleted. A record converted ahead of time by ``satchel migrate beaker`` is found
 under :func:`migrated_key` when Beaker's own is gone.
+
+Once converted, a marker stays under :func:`migrated_key` for a minute: a request
+that was already under way with the Beaker cookie (another tab, a page's
+assets) then gets an empty session that is never saved, so it cannot send a
+cookie that overtakes the one the conversion sent.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from typing import Any
 from ..clock import Clock
 from ..codecs import decode_body, split_record, store_key
 from ..errors import BadData
-from ..policy.ops import Delete, DeleteBeaker, Load, ReadBeaker, Steps
+from ..policy.ops import Delete, DeleteBeaker, Load, ReadBeaker, Save, Steps
 from ..policy.timeouts import Timeouts
 from ..session import Session
+from ..stores.base import Version
 from ..throttled import ThrottledLog
 from .records import BeakerSession, convert
 
@@ -30,6 +36,14 @@ log = logging.getLogger("satchel")
 
 #: Builds a session: the policy's ``_fresh`` with data (keyword arguments of Session).
 MakeSession = Callable[..., Session]
+
+#: What stays under :func:`migrated_key` for a while once a Beaker session was converted.
+CONVERTED_MARKER = b"S1 beaker-converted\n"
+CONVERTED_MARKER_TTL = 60
+
+
+class Converted(Exception):
+    """The Beaker session was converted moments ago, by a request that sent the new cookie."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,8 @@ class BeakerOrigin:
     beaker_id: str
     #: True when it was the copy ``satchel migrate beaker`` stored, not Beaker's record.
     migrated: bool = False
+    #: The store's version of that copy.
+    version: Version | None = None
 
 
 def migrated_key(beaker_id: str) -> str:
@@ -60,6 +76,10 @@ class Transition:
         Beaker's store could not be read, so the visitor's Beaker cookie survives)."""
         try:
             found = yield from self._find(beaker_id)
+        except Converted:
+            session = make(had_cookie=True)
+            session.unsaved = True
+            return session
         except BadData as exc:
             self.refused.event(
                 logging.WARNING, "beaker record refused", "Beaker session record refused (%s); starting afresh", exc
@@ -94,9 +114,12 @@ class Transition:
         record = yield Load(migrated_key(beaker_id))
         if record is None:
             return None
+        if record.data == CONVERTED_MARKER:
+            raise Converted
         created, accessed, body_bytes = split_record(record.data)
         body = decode_body(body_bytes)
-        return BeakerSession(body.data, created, accessed, body.flash, body.csrf), BeakerOrigin(beaker_id, True)
+        converted = BeakerSession(body.data, created, accessed, body.flash, body.csrf)
+        return converted, BeakerOrigin(beaker_id, migrated=True, version=record.version)
 
     def finish(self, session: Session) -> Steps[None]:
         """After a commit: forget the Beaker record of a converted session once the
@@ -110,9 +133,20 @@ class Transition:
             return
         session.transport = None
         try:
-            yield from self._forget(origin)
+            yield from self._mark_converted(origin)
         except Exception as exc:  # noqa: BLE001 - the session is saved; its cookie must still go out
             log.warning("could not delete a converted Beaker session record (%s)", exc)
+
+    @staticmethod
+    def _mark_converted(origin: BeakerOrigin) -> Steps[None]:
+        """Leave the marker, then delete Beaker's record."""
+        key = migrated_key(origin.beaker_id)
+        if (yield Save(key, CONVERTED_MARKER, CONVERTED_MARKER_TTL, origin.version)) is None:
+            # A copy ``satchel migrate beaker`` made while Beaker's record lived on: older.
+            yield Delete(key)
+            yield Save(key, CONVERTED_MARKER, CONVERTED_MARKER_TTL, None)
+        if not origin.migrated:
+            yield DeleteBeaker(origin.beaker_id)
 
     @staticmethod
     def _forget(origin: BeakerOrigin) -> Steps[None]:

@@ -71,8 +71,7 @@ class ServerSessions:
             return self._fresh()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
-            beaker_id = beaker_cookie_id(cookie_value, self.settings.secrets) if self.transition else None
-            if self.transition is not None and beaker_id is not None:
+            if self.transition is not None and (beaker_id := beaker_cookie_id(cookie_value, self.settings.secrets)):
                 return (yield from self.transition.open(beaker_id, self._fresh))
             self.refused.event(
                 logging.WARNING, "bad signature", "session cookie with a bad signature; starting a new session"
@@ -96,9 +95,7 @@ class ServerSessions:
 
     def _fresh(self, *, had_cookie: bool = False, store_unavailable: bool = False, **state: Any) -> Session:
         """A new session started now (by the policy's clock); empty unless ``state`` fills it."""
-        return self.session_class(
-            had_cookie=had_cookie, store_unavailable=store_unavailable, clock=self.clock, **state
-        )
+        return self.session_class(had_cookie=had_cookie, store_unavailable=store_unavailable, clock=self.clock, **state)
 
     def load(self, session_id: str) -> Steps[Session | None]:
         """The stored session for a verified id, or None; reading never writes, except to
