@@ -285,6 +285,11 @@ def _compatibility_warnings(values: Mapping[str, Any], shown: str, store_type: s
     secrets, validate = values.get("secret", ()), values.get("validate_key", ())
     if secrets and validate and validate != secrets:
         warnings.append(f"{shown}validate_key is ignored: {shown}secret signs the cookie")
+    if values.get("beaker_transition") and store_type == "cookie":
+        warnings.append(
+            f"{shown}beaker_transition does nothing with {shown}type = cookie: a Beaker cookie session was "
+            "written by the client and is never unpickled; its visitors start new sessions"
+        )
     if values.get("encrypt_key") and store_type != "cookie":
         warnings.append(
             f"{shown}encrypt_key encrypts cookie sessions (type = cookie) only: records in the "
