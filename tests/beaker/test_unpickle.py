@@ -159,3 +159,49 @@ def test_an_unsigned_beaker_cookie_is_taken_only_in_the_shape_of_beakers_ids() -
     assert beaker_cookie_id(beaker_id, [SECRET]) == beaker_id
     assert beaker_cookie_id(beaker_id.upper(), [SECRET]) is None
     assert beaker_cookie_id(beaker_id[:-1], [SECRET]) is None
+
+
+def test_a_pickle_that_unfolds_exponentially_is_refused() -> None:
+    value: list[Any] = ["x"]
+    for _ in range(40):
+        value = [value, value]  # 2**40 values once unfolded, a few hundred bytes pickled
+    crafted = pickle.dumps(value, 2)
+    assert len(crafted) < 2000
+    with pytest.raises(UnsafeRecord, match="unfolds"):
+        plain_loads(crafted)
+
+
+def test_a_list_that_contains_itself_is_refused() -> None:
+    value: list[Any] = []
+    value.append(value)
+    with pytest.raises(UnsafeRecord):
+        plain_loads(pickle.dumps(value, 2))
+
+
+def test_values_nested_too_deeply_are_refused() -> None:
+    value: list[Any] = []
+    for _ in range(100):
+        value = [value]
+    with pytest.raises(UnsafeRecord, match="nest"):
+        plain_loads(pickle.dumps(value, 2))
+
+
+def test_a_pickle_asking_for_a_huge_bytes_object_is_refused() -> None:
+    crafted = b"\x80\x02cbuiltins\nbytes\nJ\x00\x00\x00\x7f\x85R."  # bytes(2**31 - 2**24)
+    with pytest.raises(UnsafeRecord):
+        plain_loads(crafted)
+
+
+def test_empty_bytes_from_an_old_pickle_are_read() -> None:
+    assert plain_loads(pickle.dumps({"b": b""}, 2)) == {"b": b""}
+
+
+def test_a_value_satchel_cannot_store_refuses_the_record() -> None:
+    with pytest.raises(UnsafeRecord, match="huge"):
+        convert({"huge": 10**5000, "_creation_time": 1.0}, now=2.0)
+
+
+def test_a_pickle_asking_for_a_huge_bytes_object_under_its_python2_name_is_refused() -> None:
+    crafted = b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x7f\x85R."
+    with pytest.raises(UnsafeRecord):
+        plain_loads(crafted)

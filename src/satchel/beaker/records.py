@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..codecs import check_value
+from ..errors import NotSerializable
 from .unpickle import UnsafeRecord, plain_loads
 
 #: The ids Beaker makes (``uuid4().hex``); anything else is not a Beaker session id.
@@ -118,11 +120,20 @@ def convert(session: dict[str, Any], now: float) -> BeakerSession:
         if key == CSRF_KEY and isinstance(value, (str, bytes)):
             csrf = _text(value, key)
         elif key.startswith(FLASH_PREFIX) and isinstance(value, list):
-            flash[key[len(FLASH_PREFIX) :]] = [to_json(item, key) for item in value]
+            flash[key[len(FLASH_PREFIX) :]] = _storable([to_json(item, key) for item in value], key)
         else:
-            data[key] = to_json(value, key)
+            data[key] = _storable(to_json(value, key), key)
     created = _time(session.get(_CREATED), now)
     return BeakerSession(data, created, _time(session.get(_ACCESSED), created), flash, csrf)
+
+
+def _storable(value: Any, key: str) -> Any:
+    """``value`` if a satchel session can store it (the check an assignment makes)."""
+    try:
+        check_value(value, key)
+    except NotSerializable as exc:
+        raise UnsafeRecord(str(exc)) from None
+    return value
 
 
 def _time(value: Any, default: float) -> float:

@@ -31,13 +31,21 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return codecs.encode(text, "latin1")
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """What protocol-2 pickles call for ``b""``; ``bytes(n)`` would allocate n bytes."""
+    if args:
+        raise UnsafeRecord("a pickle asked for bytes() with arguments")
+    return b""
+
+
 #: The only globals a Beaker session pickle may name, by (module, name).
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytes"): bytes,
+    ("builtins", "bytes"): _empty_bytes,
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
+    ("__builtin__", "bytes"): _empty_bytes,
     ("_codecs", "encode"): _latin1_bytes,
     ("datetime", "datetime"): dt.datetime,
     ("datetime", "date"): dt.date,
@@ -72,6 +80,8 @@ PLAIN_DATA = (
 
 #: Nesting deeper than this is not a session someone wrote by hand.
 MAX_DEPTH = 64
+#: More values than this (counting each time one is reached) is not a session either.
+MAX_VALUES = 200_000
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -99,16 +109,28 @@ def plain_loads(data: bytes) -> Any:
     return value
 
 
-def check_plain(value: Any, depth: int = 0) -> None:
-    """UnsafeRecord unless ``value`` is made of PLAIN_DATA only (exact types, no subclasses)."""
-    if depth > MAX_DEPTH:
-        raise UnsafeRecord(f"values nest more than {MAX_DEPTH} levels deep")
-    if type(value) not in PLAIN_DATA:
-        raise UnsafeRecord(f"the pickle holds a {type(value).__name__}, which is not plain data")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_plain(key, depth + 1)
-            check_plain(item, depth + 1)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            check_plain(item, depth + 1)
+def check_plain(value: Any) -> None:
+    """UnsafeRecord unless ``value`` is made of PLAIN_DATA only (exact types, no subclasses).
+
+    The walk counts every value as often as it is reached: a pickle can refer to one
+    list many times (or to itself), and would unfold into more than any session holds.
+    """
+    budget = MAX_VALUES
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH + 1):
+        budget -= len(level)
+        if budget < 0:
+            raise UnsafeRecord(f"the pickle unfolds into more than {MAX_VALUES} values")
+        children: list[Any] = []
+        for item in level:
+            if type(item) not in PLAIN_DATA:
+                raise UnsafeRecord(f"the pickle holds a {type(item).__name__}, which is not plain data")
+            if isinstance(item, dict):
+                children.extend(item.keys())
+                children.extend(item.values())
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                children.extend(item)
+        if not children:
+            return
+        level = children
+    raise UnsafeRecord(f"values nest more than {MAX_DEPTH} levels deep")
