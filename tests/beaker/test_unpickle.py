@@ -205,3 +205,9 @@ def test_a_pickle_asking_for_a_huge_bytes_object_under_its_python2_name_is_refus
     crafted = b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x7f\x85R."
     with pytest.raises(UnsafeRecord):
         plain_loads(crafted)
+
+
+def test_a_uuid_whose_state_is_not_a_number_is_refused() -> None:
+    crafted = b"\x80\x02cuuid\nUUID\nq\x00)\x81q\x01}q\x02X\x03\x00\x00\x00intq\x03]q\x04sb."
+    with pytest.raises(UnsafeRecord, match="UUID"):
+        plain_loads(crafted)

@@ -125,6 +125,8 @@ def check_plain(value: Any) -> None:
         for item in level:
             if type(item) not in PLAIN_DATA:
                 raise UnsafeRecord(f"the pickle holds a {type(item).__name__}, which is not plain data")
+            if type(item) is uuid.UUID and type(item.int) is not int:
+                raise UnsafeRecord("the pickle holds a UUID built from something other than a number")
             if isinstance(item, dict):
                 children.extend(item.keys())
                 children.extend(item.values())
