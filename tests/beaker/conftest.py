@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.beaker.shop import SECRET, unique
-from tests.support.services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need_port
+from tests.support.services import MARIADB_URL, MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need_port
 
 COMMON = {"session.secret": SECRET, "session.key": "shop"}
 
@@ -55,28 +55,44 @@ def _memcached(tmp_path: Path) -> Iterator[dict[str, Any]]:
     }
 
 
-def _sql(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def _postgresql(tmp_path: Path) -> Iterator[dict[str, Any]]:
     need_port("127.0.0.1", 5432, "PostgreSQL")
+    yield from _sql(tmp_path, POSTGRES_URL)
+
+
+def _mariadb(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    need_port("127.0.0.1", 3306, "MariaDB")
+    yield from _sql(tmp_path, MARIADB_URL)
+
+
+def _sql(tmp_path: Path, url: str) -> Iterator[dict[str, Any]]:
     import sqlalchemy as sa
 
     beaker_table, satchel_table = unique("beaker_t"), unique("satchel_t")
     yield {
         **COMMON,
         "session.type": "ext:database",
-        "session.url": POSTGRES_URL,
+        "session.url": url,
         "session.table_name": beaker_table,
         "session.lock_dir": str(tmp_path / "locks"),
         # what the switched INI adds: satchel's table beside Beaker's
         "satchel.table_name": satchel_table,
     }
-    engine = sa.create_engine(POSTGRES_URL)
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
         for table in (beaker_table, satchel_table):
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
     engine.dispose()
 
 
-STORES = {"dbm": _dbm, "file": _file, "redis": _redis, "memcached": _memcached, "sql": _sql}
+STORES = {
+    "dbm": _dbm,
+    "file": _file,
+    "redis": _redis,
+    "memcached": _memcached,
+    "postgresql": _postgresql,
+    "mariadb": _mariadb,
+}
 
 
 @pytest.fixture(params=sorted(STORES))

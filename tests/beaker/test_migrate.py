@@ -114,3 +114,27 @@ def test_migrating_needs_the_transition_mode_that_adopts_the_sessions(
     (tmp_path / "sessions").mkdir()
     assert main(["migrate", "beaker", str(_ini(tmp_path, transition=False))]) == 1
     assert "session.beaker_transition = true" in capsys.readouterr().err
+
+
+def test_each_listable_beaker_store_is_migrated_and_adopted(
+    beaker_settings: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.beaker.conftest import beaker_only, switched
+
+    browser = beaker_app(beaker_only(beaker_settings))
+    shop_visit(browser, "alice")
+    ini = tmp_path / "switched.ini"
+    lines = "\n".join(f"{k} = {v}" for k, v in switched(beaker_settings).items())
+    ini.write_text(f"[app:main]\n{lines}\n")
+    if beaker_settings["session.type"] == "ext:memcached":
+        assert main(["migrate", "beaker", str(ini)]) == 1
+        assert "cannot be listed" in capsys.readouterr().err
+        return
+    if beaker_settings["session.type"] == "ext:database":
+        satchel_app(switched(beaker_settings))  # the app's first start creates satchel's table
+    assert main(["migrate", "beaker", str(ini), "--delete-beaker"]) == 0
+    converted = capsys.readouterr().out.strip()
+    assert converted.startswith("converted ") and converted.endswith(", refused 0")
+    assert int(converted.split()[1].rstrip(",")) >= 1  # Redis db 15 may hold others' Beaker sessions too
+    after = satchel_app(switched(beaker_settings), cookiejar=browser.cookiejar)
+    assert json.loads(after.get("/page").text)["user"] == "alice"
