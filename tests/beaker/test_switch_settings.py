@@ -78,8 +78,3 @@ def test_a_missing_driver_names_the_pip_install_line(blocked: str, code: str, ex
     )
     assert done.returncode != 0
     assert f'pip install "satchel[{extra}]"' in done.stderr, done.stderr
-
-
-def test_the_transition_with_cookie_sessions_says_it_converts_nothing() -> None:
-    config = parse_session_settings({**COMMON, "session.type": "cookie", "session.beaker_transition": "true"})
-    assert any("beaker_transition does nothing" in warning for warning in config.warnings)

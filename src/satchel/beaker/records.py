@@ -35,7 +35,7 @@ _SIGNATURE_LENGTH = 40
 
 #: Keys Beaker keeps in the session dict for itself.
 _CREATED, _ACCESSED = "_creation_time", "_accessed_time"
-_BEAKER_OWN = frozenset({_CREATED, _ACCESSED, "_domain", "_path"})
+_BEAKER_OWN = frozenset({_CREATED, _ACCESSED, "_domain", "_path", "_id", "_expires"})
 #: pyramid_beaker's flash queues and CSRF token, inside the session dict.
 FLASH_PREFIX, CSRF_KEY = "_f_", "_csrft_"
 
@@ -64,11 +64,38 @@ def beaker_cookie_id(cookie_value: str, secrets: Iterable[str]) -> str | None:
     signature, beaker_id = value[:_SIGNATURE_LENGTH], value[_SIGNATURE_LENGTH:]
     if not BEAKER_ID.fullmatch(beaker_id):
         return None
+    return beaker_id if _signed_by(signature, beaker_id, secrets) else None
+
+
+def _signed_by(signature: str, payload: str, secrets: Iterable[str]) -> bool:
+    """Whether one of ``secrets`` made Beaker's HMAC-SHA1 ``signature`` of ``payload`` (constant time)."""
     valid = False
     for secret in secrets:
-        expected = hmac.new(secret.encode("utf-8"), beaker_id.encode("ascii"), hashlib.sha1).hexdigest()
+        expected = hmac.new(secret.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).hexdigest()
         valid |= hmac.compare_digest(expected, signature)
-    return beaker_id if valid else None
+    return valid
+
+
+def beaker_cookie_session(cookie_value: str, secrets: Iterable[str]) -> dict[str, Any] | None:
+    """The session a Beaker cookie session (``type = cookie``) carries, when it is signed
+    by one of ``secrets`` and in Beaker's JSON encoding; None otherwise.
+
+    The client wrote it, so a pickled one is never unpickled, and an encrypted one is
+    not guessed at: their visitors start afresh.
+    """
+    value = cookie_value.strip('"')
+    signature, payload = value[:_SIGNATURE_LENGTH], value[_SIGNATURE_LENGTH:]
+    if not payload or not _signed_by(signature, payload, secrets):
+        return None
+    try:
+        serialized = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        session = _json_session(serialized)
+    except UnsafeRecord:
+        return None
+    return session if isinstance(session, dict) and session else None
 
 
 def decode_session_value(value: Any) -> dict[str, Any] | None:

@@ -70,6 +70,8 @@ class Transition:
     clock: Clock
     timeouts: Timeouts
     refused: ThrottledLog
+    #: What Beaker signed its cookies with.
+    keys: tuple[str, ...]
 
     def open(self, beaker_id: str, make: MakeSession) -> Steps[Session]:
         """The converted session for a Beaker id, or a fresh one (marked unsaved when

@@ -68,6 +68,8 @@ class BeakerSource:
     type: str
     #: The table ``ext:database`` used (``beaker_table_name``; Beaker's default otherwise).
     table_name: str | None = None
+    #: What Beaker signed cookies with: ``secret`` and ``validate_key``.
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
         encrypt_keys=values.get("encrypt_key", ()),
         **_timeouts(values, shown),
         **{k: values[k] for k in _PLAIN if k in values},
-        beaker=BeakerSource(type_name, values.get("beaker_table_name")) if values.get("beaker_transition") else None,
+        beaker=_beaker_source(type_name, values),
         warnings=tuple(warnings),
     )
     for warning in config.warnings:
@@ -285,17 +287,19 @@ def _compatibility_warnings(values: Mapping[str, Any], shown: str, store_type: s
     secrets, validate = values.get("secret", ()), values.get("validate_key", ())
     if secrets and validate and validate != secrets:
         warnings.append(f"{shown}validate_key is ignored: {shown}secret signs the cookie")
-    if values.get("beaker_transition") and store_type == "cookie":
-        warnings.append(
-            f"{shown}beaker_transition does nothing with {shown}type = cookie: a Beaker cookie session was "
-            "written by the client and is never unpickled; its visitors start new sessions"
-        )
     if values.get("encrypt_key") and store_type != "cookie":
         warnings.append(
             f"{shown}encrypt_key encrypts cookie sessions (type = cookie) only: records in the "
             f"{store_type} store are not encrypted; protect the store itself"
         )
     return warnings
+
+
+def _beaker_source(type_name: str, values: Mapping[str, Any]) -> BeakerSource | None:
+    if not values.get("beaker_transition"):
+        return None
+    keys = (*values.get("secret", ()), *values.get("validate_key", ()))
+    return BeakerSource(type_name, values.get("beaker_table_name"), keys)
 
 
 def check_secret(secrets: tuple[str, ...], key: str) -> None:

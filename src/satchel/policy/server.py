@@ -57,7 +57,8 @@ class ServerSessions:
         self.refused = ThrottledLog(security_log, "session cookies or records refused", clock=clock)
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
         #: Converts the sessions of visitors who come back with Beaker's cookie.
-        self.transition = Transition(clock, self.timeouts, self.refused) if settings.beaker is not None else None
+        beaker = settings.beaker
+        self.transition = Transition(clock, self.timeouts, self.refused, beaker.keys) if beaker is not None else None
 
     # -- opening ------------------------------------------------------------------
 
@@ -71,7 +72,7 @@ class ServerSessions:
             return self._fresh()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
-            if self.transition is not None and (beaker_id := beaker_cookie_id(cookie_value, self.settings.secrets)):
+            if self.transition is not None and (beaker_id := beaker_cookie_id(cookie_value, self.transition.keys)):
                 return (yield from self.transition.open(beaker_id, self._fresh))
             self.refused.event(
                 logging.WARNING, "bad signature", "session cookie with a bad signature; starting a new session"
