@@ -9,7 +9,7 @@ refused and left as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..clock import Clock, system_clock
 from ..codecs import encode_body, encode_record
@@ -17,7 +17,7 @@ from ..config import SessionConfig
 from ..policy.timeouts import Timeouts
 from ..stores.base import Store
 from .readers import BeakerReader
-from .records import convert
+from .records import BeakerSession, convert
 from .transition import migrated_key
 from .unpickle import UnsafeRecord
 
@@ -48,45 +48,45 @@ def migrate(
     clock: Clock = system_clock,
 ) -> Counts:
     """Convert every Beaker session ``reader`` lists into ``store``."""
-    counts, timeouts = Counts(), Timeouts(settings)
+    migration = _Migration(reader, store, Timeouts(settings), dry_run, delete_beaker)
     for beaker_id in reader.ids():
-        _one(reader, store, timeouts, beaker_id, counts, dry_run, delete_beaker, clock())
+        migration.convert(beaker_id, clock())
         if progress is not None:
-            progress(counts)
-    return counts
+            progress(migration.counts)
+    return migration.counts
 
 
-def _one(
-    reader: BeakerReader,
-    store: Store,
-    timeouts: Timeouts,
-    beaker_id: str,
-    counts: Counts,
-    dry_run: bool,
-    delete_beaker: bool,
-    now: float,
-) -> None:
-    try:
-        stored = reader.load(beaker_id)
-        converted = None if stored is None else convert(stored, now)
-    except UnsafeRecord:
-        counts.refused += 1
-        return
-    if (
-        converted is None
-        or timeouts.past_absolute(converted.created, now)
-        or timeouts.idle_expired(converted.accessed, now)
-    ):
-        counts.skipped += 1
-        return
-    if dry_run:
-        counts.converted += 1
-        return
-    body = encode_body(converted.data, converted.flash, converted.csrf, None)
-    record = encode_record(converted.created, converted.accessed, body)
-    if store.save(migrated_key(beaker_id), record, timeouts.ttl(converted.created, now), None) is None:
-        counts.skipped += 1  # converted by an earlier run
-    else:
-        counts.converted += 1
-    if delete_beaker:
-        reader.delete(beaker_id)
+@dataclass
+class _Migration:
+    reader: BeakerReader
+    store: Store
+    timeouts: Timeouts
+    dry_run: bool
+    delete_beaker: bool
+    counts: Counts = field(default_factory=Counts)
+
+    def convert(self, beaker_id: str, now: float) -> None:
+        try:
+            stored = self.reader.load(beaker_id)
+            converted = None if stored is None else convert(stored, now)
+        except UnsafeRecord:
+            self.counts.refused += 1
+            return
+        if converted is None or self._expired(converted, now):
+            self.counts.skipped += 1
+            return
+        if self.dry_run:
+            self.counts.converted += 1
+            return
+        body = encode_body(converted.data, converted.flash, converted.csrf, None)
+        record = encode_record(converted.created, converted.accessed, body)
+        ttl = self.timeouts.ttl(converted.created, now)
+        if self.store.save(migrated_key(beaker_id), record, ttl, None) is None:
+            self.counts.skipped += 1  # converted by an earlier run
+        else:
+            self.counts.converted += 1
+        if self.delete_beaker:
+            self.reader.delete(beaker_id)
+
+    def _expired(self, session: BeakerSession, now: float) -> bool:
+        return self.timeouts.past_absolute(session.created, now) or self.timeouts.idle_expired(session.accessed, now)
