@@ -18,7 +18,7 @@ from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.events import UNOBSERVED
 from .policy.merge import merge as merge
-from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Steps, Touch
+from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Steps, Touch
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
@@ -28,6 +28,9 @@ from .telemetry import Trip, session_telemetry
 if TYPE_CHECKING:
     from .telemetry import SessionTelemetry
 
+if TYPE_CHECKING:
+    from .beaker.readers import BeakerReader
+
 T = TypeVar("T")
 
 #: A process's commits of one session take turns on one of these locks, so they
@@ -35,8 +38,9 @@ T = TypeVar("T")
 WRITE_LOCK_STRIPES = 256
 
 
-def perform(store: Store, op: Op) -> Any:
-    """Carry out one operation on a synchronous store."""
+def perform(store: Store, op: Op, beaker: BeakerReader | None = None) -> Any:
+    """Carry out one operation on a synchronous store (or, for the transition from
+    Beaker, on the reader of Beaker's records)."""
     if isinstance(op, Load):
         return store.load(op.key)
     if isinstance(op, Save):
@@ -51,10 +55,14 @@ def perform(store: Store, op: Op) -> Any:
         return store.purge_expired()
     if isinstance(op, Pause):
         return time.sleep(op.seconds)
+    if isinstance(op, (ReadBeaker, DeleteBeaker)):
+        if beaker is None:
+            raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
+        return beaker.load(op.beaker_id) if isinstance(op, ReadBeaker) else beaker.delete(op.beaker_id)
     raise TypeError(f"not a store operation: {op!r}")
 
 
-def run(store: Store | None, steps: Steps[T], trip: Trip | None = None) -> T:
+def run(store: Store | None, steps: Steps[T], trip: Trip | None = None, beaker: BeakerReader | None = None) -> T:
     """Drive a policy step to its result: each operation it yields is carried out on
     ``store`` and the result sent back; a store's exception is thrown back in. With a
     ``trip`` (telemetry is on) each operation is timed and counted."""
@@ -68,7 +76,11 @@ def run(store: Store | None, steps: Steps[T], trip: Trip | None = None) -> T:
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
-            reply, failure = (perform(store, op) if trip is None else trip.perform(perform, store, op)), None
+            if trip is None:
+                reply = perform(store, op, beaker)
+            else:
+                reply = trip.perform(lambda store, op: perform(store, op, beaker), store, op)
+            failure = None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
 
@@ -102,6 +114,8 @@ class SessionManager:
         if self.store is not None:
             observer = self.telemetry if self.telemetry is not None else UNOBSERVED
             self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
+        #: Reads Beaker's records while ``session.beaker_transition`` is on.
+        self.beaker = _beaker_reader(settings)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 
     def open_request(self, cookie_header: str | None) -> Session:
@@ -115,11 +129,11 @@ class SessionManager:
     def _open(self, steps: Steps[Session]) -> Session:
         telemetry = self.telemetry
         if telemetry is None:
-            return run(self.store, steps)
+            return run(self.store, steps, beaker=self.beaker)
         if not telemetry.tracing():
-            return run(self.store, steps, Trip(telemetry, None))
+            return run(self.store, steps, Trip(telemetry, None), self.beaker)
         with telemetry.span("open") as trip:
-            session = run(self.store, steps, trip)
+            session = run(self.store, steps, trip, self.beaker)
             trip.outcome = _opened(session)
             return session
 
@@ -138,11 +152,11 @@ class SessionManager:
             steps = self.policy.commit(session, secure_request)
             telemetry = self.telemetry
             if telemetry is None:
-                return run(self.store, steps)
+                return run(self.store, steps, beaker=self.beaker)
             if not telemetry.tracing():
-                return run(self.store, steps, Trip(telemetry, None))
+                return run(self.store, steps, Trip(telemetry, None), self.beaker)
             with telemetry.span("commit") as trip:
-                return run(self.store, steps, trip)
+                return run(self.store, steps, trip, self.beaker)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls; returns
@@ -162,6 +176,16 @@ class SessionManager:
         """Release the store's connections."""
         if self.store is not None:
             self.store.close()
+        if self.beaker is not None:
+            self.beaker.close()
+
+
+def _beaker_reader(settings: SessionConfig) -> BeakerReader | None:
+    if settings.beaker is None or settings.client_side:
+        return None
+    from .beaker.readers import open_reader
+
+    return open_reader(settings.store, settings.beaker.type, settings.beaker.table_name)
 
 
 def _opened(session: Session) -> str:

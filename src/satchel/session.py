@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .clock import Clock, system_clock
-from .codecs import check_value, encode_body, encode_value, new_session_id, new_token, only_plain
+from .codecs import check_value, decode_body, encode_body, encode_value, new_session_id, new_token, only_plain
 from .codecs.values import check_depth
 from .errors import NotSerializable
 
@@ -184,20 +184,34 @@ class Session(dict[str, Any]):
 
     @_mutation
     def __setitem__(self, key: str, value: Any) -> None:
+        if _pyramid_key(key):
+            return self._set_pyramid_key(key, value)
         if not isinstance(key, str):
             raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
         check_value(value, key)
         dict.__setitem__(self, key, value)
 
-    __delitem__ = _mutation(dict.__delitem__)
-    pop = _mutation(dict.pop)
+    @_mutation
+    def __delitem__(self, key: str) -> None:
+        if _pyramid_key(key):
+            return self._del_pyramid_key(key)
+        dict.__delitem__(self, key)
+
+    @_mutation
+    def pop(self, key: str, *default: Any) -> Any:
+        if _pyramid_key(key) and (key in self or not default):
+            value = self[key]
+            self._del_pyramid_key(key)
+            return value
+        return dict.pop(self, key, *default)
+
     popitem = _mutation(dict.popitem)
     clear = _mutation(dict.clear)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
-        return dict.__getitem__(self, key)
+        return self[key]
 
     @_mutation
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -311,3 +325,103 @@ class Session(dict[str, Any]):
 
     def get_csrf_token(self) -> str:
         return self.csrf if self.csrf is not None else self.new_csrf_token()
+
+    # -- Beaker's and Pyramid's session API ---------------------------------------
+
+    @property
+    def is_new(self) -> bool:
+        """Beaker's name for :attr:`new`."""
+        return self.new
+
+    @property
+    def last_accessed(self) -> float | None:
+        """When the stored session was last written or renewed (Unix time); None for a
+        new one. Beaker counted every read; satchel records time only when it writes."""
+        return None if self.loaded is None else self.accessed
+
+    def persist(self) -> None:
+        """Beaker's save-now; the session is written at the end of the request, once."""
+        self.marked_changed = True
+
+    def delete(self) -> None:
+        """Beaker's delete: the stored session and its cookie go (see :meth:`invalidate`)."""
+        self.invalidate()
+
+    def revert(self) -> None:
+        """Undo this request's changes: back to the session as it was loaded (empty for a
+        new one). Intents already expressed (``invalidate()``, a new id) stay."""
+        loaded = decode_body(self.loaded.body) if self.loaded is not None else None
+        if loaded is None:
+            self.replace_state({}, {}, None, None)
+        else:
+            self.replace_state(loaded.data, loaded.flash, loaded.csrf, loaded.user)
+        self.written = self.marked_changed = False
+
+    @property
+    def domain(self) -> str:
+        raise AttributeError(_PER_SESSION_COOKIE.format("domain"))
+
+    @domain.setter
+    def domain(self, value: str) -> None:
+        raise AttributeError(_PER_SESSION_COOKIE.format("domain"))
+
+    @property
+    def path(self) -> str:
+        raise AttributeError(_PER_SESSION_COOKIE.format("path"))
+
+    @path.setter
+    def path(self, value: str) -> None:
+        raise AttributeError(_PER_SESSION_COOKIE.format("path"))
+
+    # Pyramid's sessions keep flash queues under "_f_<queue>" and the CSRF token under
+    # "_csrft_"; code that reads or writes those keys gets satchel's queues and token.
+
+    def __getitem__(self, key: str) -> Any:
+        if _pyramid_key(key):
+            if key == CSRF_KEY:
+                if self.csrf is None:
+                    raise KeyError(key)
+                return self.csrf
+            return self.flash_queues[key[len(FLASH_PREFIX) :]]
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and _pyramid_key(key):
+            return self.csrf is not None if key == CSRF_KEY else key[len(FLASH_PREFIX) :] in self.flash_queues
+        return dict.__contains__(self, key)
+
+    def _set_pyramid_key(self, key: str, value: Any) -> None:
+        if key == CSRF_KEY:
+            if not isinstance(value, str):
+                raise NotSerializable(f"session[{key!r}] is the CSRF token and must be a str", key)
+            self.csrf = value
+            return
+        if not isinstance(value, list):
+            raise NotSerializable(f"session[{key!r}] is a flash queue and must be a list", key)
+        check_value(value, key)
+        self.flash_queues[key[len(FLASH_PREFIX) :]] = value
+
+    def _del_pyramid_key(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        if key == CSRF_KEY:
+            self.csrf = None
+        else:
+            del self.flash_queues[key[len(FLASH_PREFIX) :]]
+
+
+FLASH_PREFIX, CSRF_KEY = "_f_", "_csrft_"
+_PER_SESSION_COOKIE = (
+    "a session's cookie {0} cannot be changed per session in satchel; set session.cookie_{0} in the settings"
+)
+
+
+def _pyramid_key(key: object) -> bool:
+    """Whether ``key`` is one Pyramid's sessions keep their flash queues or CSRF token under."""
+    return isinstance(key, str) and (key == CSRF_KEY or key.startswith(FLASH_PREFIX))

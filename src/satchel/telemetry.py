@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .policy.ops import Count, Delete, Load, Op, Pause, Purge, Save, Touch
+from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Touch
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider
@@ -49,6 +49,8 @@ OPERATION_NAMES: dict[type, str] = {
     Delete: "delete",
     Count: "count",
     Purge: "purge",
+    ReadBeaker: "beaker_read",
+    DeleteBeaker: "beaker_delete",
 }
 
 

@@ -219,7 +219,9 @@ def test_memcache_module_other_than_pymemcache_warns(caplog: pytest.LogCaptureFi
 
 
 def test_server_ttl_outlives_expire() -> None:
-    regions = parse({"cache.regions": "a b c", "cache.a.expire": "1", "cache.b.expire": "3600"})
+    regions = parse(
+        {"cache.regions": "a b c", "cache.a.expire": "1", "cache.b.expire": "3600", "cache.c.expire": "none"}
+    )
     assert regions["a"].server_ttl == 61
     assert regions["b"].server_ttl == 7200
     assert regions["c"].server_ttl is None

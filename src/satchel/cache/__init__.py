@@ -23,8 +23,14 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from dogpile.cache.api import NO_VALUE as NO_VALUE
-from dogpile.cache.region import CacheRegion as CacheRegion
+try:
+    from dogpile.cache.api import NO_VALUE as NO_VALUE
+    from dogpile.cache.region import CacheRegion as CacheRegion
+except ModuleNotFoundError as exc:  # the cache.* settings are read only where dogpile.cache is installed
+    raise ModuleNotFoundError(
+        f'satchel\'s cache regions (cache.* settings) need dogpile.cache: pip install "satchel[cache]" ({exc})',
+        name=exc.name,
+    ) from None
 
 from ..config import CACHE_PREFIXES as CACHE_PREFIXES
 from ..config import RegionConfig as RegionConfig

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import SatchelError
-from . import cache, check, common, secret, sessions
+from . import cache, check, common, migrate, secret, sessions
 from .common import CommandError as CommandError
 from .common import err
 from .sessions import resolve_session as resolve_session
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"satchel {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for group in (secret, check, sessions, cache):
+    for group in (secret, check, sessions, cache, migrate):
         group.add_commands(commands)
     return parser
 

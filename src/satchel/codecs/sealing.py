@@ -94,7 +94,7 @@ class EncryptedSealer(Sealer):
             from cryptography.hazmat.primitives.kdf.hkdf import HKDF
         except ImportError:  # pragma: no cover - depends on the environment
             raise ConfigurationError(
-                "session.encrypt_key needs the cryptography package: pip install 'satchel[cookie]'",
+                'session.encrypt_key needs the cryptography package: pip install "satchel[cookie]"',
                 "session.encrypt_key",
             ) from None
         self._invalid_tag = InvalidTag

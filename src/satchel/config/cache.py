@@ -81,6 +81,11 @@ REGION_OPTIONS: dict[str, Coercer] = {
 GLOBAL_OPTIONS: dict[str, Coercer] = {"regions": as_words, **REGION_OPTIONS}
 
 
+#: Seconds a value lives when no ``expire`` is given (pyramid_beaker's default);
+#: ``expire = none`` keeps values until they are invalidated.
+DEFAULT_EXPIRE = 60
+
+
 @dataclass(frozen=True)
 class RegionConfig:
     """Everything one region needs; ``type`` is ``null`` for a disabled region."""
@@ -263,7 +268,7 @@ def _region(
     return RegionConfig(
         name=name,
         type=kind,
-        expire=values.get("expire"),
+        expire=values.get("expire", DEFAULT_EXPIRE),
         key_length=values.get("key_length", DEFAULT_KEY_LENGTH),
         key_prefix=key_prefix,
         serializer=serializer,

@@ -62,6 +62,18 @@ class CookieConfig:
 
 
 @dataclass(frozen=True)
+class BeakerSource:
+    """Where Beaker kept the sessions ``beaker_transition`` converts: the store the
+    settings configure, read the way Beaker's ``type`` wrote it."""
+
+    type: str
+    #: The table ``ext:database`` used (``beaker_table_name``; Beaker's default otherwise).
+    table_name: str | None = None
+    #: What Beaker signed cookies with: ``secret`` and ``validate_key``.
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     secrets: tuple[str, ...]
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -84,6 +96,8 @@ class SessionConfig:
     on_store_error: str = "raise"
     #: Metrics and traces through OpenTelemetry, when ``opentelemetry-api`` is installed.
     telemetry: bool = True
+    #: Set by ``beaker_transition = true``: convert the sessions of Beaker's cookies.
+    beaker: BeakerSource | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -116,6 +130,18 @@ def _serializer(value: Any, key: str) -> str:
     if text != "json":
         raise ConfigurationError(f"{key} must be json, not {text!r}", key)
     return text
+
+
+def _constant_csrf_token(value: Any, key: str) -> bool:
+    """pyramid_beaker's one CSRF token for every session: refused unless turned off."""
+    if as_str(value, key).lower() in ("", "false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(
+        f"{key} is refused: one CSRF token shared by every session is a token any visitor can read "
+        "and forge requests with. Tests can read a session's token with request.session.get_csrf_token() "
+        "(or session.webtest_varname); remove the setting",
+        key,
+    )
 
 
 def _crypto_type(value: Any, key: str) -> str:
@@ -178,6 +204,9 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "max_cookies": _whole(1, MAX_COOKIES),
     "on_store_error": _one_of("raise", "fresh"),
     "telemetry": uncommented(as_bool),
+    "beaker_transition": uncommented(as_bool),
+    "constant_csrf_token": uncommented(_constant_csrf_token),
+    "beaker_table_name": as_optional_str,
 }
 
 #: Settings copied as they are onto :class:`SessionConfig` fields of the same name.
@@ -232,6 +261,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
         encrypt_keys=values.get("encrypt_key", ()),
         **_timeouts(values, shown),
         **{k: values[k] for k in _PLAIN if k in values},
+        beaker=_beaker_source(type_name, values),
         warnings=tuple(warnings),
     )
     for warning in config.warnings:
@@ -268,6 +298,13 @@ def _compatibility_warnings(values: Mapping[str, Any], shown: str, store_type: s
             f"{store_type} store are not encrypted; protect the store itself"
         )
     return warnings
+
+
+def _beaker_source(type_name: str, values: Mapping[str, Any]) -> BeakerSource | None:
+    if not values.get("beaker_transition"):
+        return None
+    keys = (*values.get("secret", ()), *values.get("validate_key", ()))
+    return BeakerSource(type_name, values.get("beaker_table_name"), keys)
 
 
 def check_secret(secrets: tuple[str, ...], key: str) -> None:

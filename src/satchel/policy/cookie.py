@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..beaker.records import beaker_cookie_session, convert
 from ..clock import Clock
 from ..codecs import EMPTY_BODY, HEADER_MAGIC, Signer, decode_body, encode_value, split_record
 from ..codecs.sealing import EncryptedSealer, Sealer, SignedSealer
@@ -259,6 +260,8 @@ class CookieSessions:
                 self.settings.cookie.name,
             )
             return self._fresh(chunks)
+        if self.settings.beaker is not None and (adopted := self._from_beaker(chunks)) is not None:
+            return adopted
         try:
             created, issued, body_bytes = self._verify(chunks, self.clock())
             body = decode_body(body_bytes)
@@ -283,6 +286,28 @@ class CookieSessions:
         )
         session.guard = self.check_size
         session.transport = Chunks(tuple(sorted(chunks)), self._count_of(chunks[0]))
+        return session
+
+    def _from_beaker(self, chunks: dict[int, str]) -> Session | None:
+        """``beaker_transition``: a Beaker cookie session in Beaker's JSON encoding, as a new
+        session of ours (sent at commit); None when the cookie is not such a session."""
+        assert self.settings.beaker is not None
+        stored = beaker_cookie_session(chunks[0], self.settings.beaker.keys) if len(chunks) == 1 else None
+        if stored is None:
+            return None
+        session, now = self._fresh(chunks), self.clock()
+        try:
+            converted = convert(stored, now)
+            session.replace_state(converted.data, converted.flash, converted.csrf, None)
+            self.check_size(session)
+        except (BadData, SessionTooLarge) as exc:
+            self.refused.event(
+                logging.WARNING, "beaker cookie", "Beaker cookie session refused: %s; starting afresh", exc
+            )
+            return self._fresh(chunks)
+        if self.timeouts.past_absolute(converted.created, now) or self.timeouts.idle_expired(converted.accessed, now):
+            return self._fresh(chunks)
+        session.created = converted.created
         return session
 
     @staticmethod

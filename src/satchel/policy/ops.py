@@ -66,7 +66,21 @@ class Pause:
     seconds: float
 
 
-Op = Load | Save | Touch | Delete | Count | Purge | Pause
+@dataclass(frozen=True, slots=True)
+class ReadBeaker:
+    """The session dict Beaker stored for ``beaker_id`` (its reader's ``load``), or None."""
+
+    beaker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBeaker:
+    """Remove Beaker's record for ``beaker_id`` once it has been converted."""
+
+    beaker_id: str
+
+
+Op = Load | Save | Touch | Delete | Count | Purge | Pause | ReadBeaker | DeleteBeaker
 
 #: A policy step: yields operations, receives their results, returns a ``T``.
 Steps = Generator[Op, Any, T]

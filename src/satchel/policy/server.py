@@ -10,6 +10,8 @@ import logging
 import random
 from typing import Any
 
+from ..beaker.records import beaker_cookie_id
+from ..beaker.transition import Transition
 from ..clock import Clock
 from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_record, split_record, store_key
 from ..config import SessionConfig
@@ -63,6 +65,9 @@ class ServerSessions:
         #: Bad cookies and records, aggregated: a flood costs a bounded volume of log.
         self.refused = ThrottledLog(security_log, "session cookies or records refused", clock=clock)
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
+        #: Converts the sessions of visitors who come back with Beaker's cookie.
+        beaker = settings.beaker
+        self.transition = Transition(clock, self.timeouts, self.refused, beaker.keys) if beaker is not None else None
 
     # -- opening ------------------------------------------------------------------
 
@@ -76,6 +81,8 @@ class ServerSessions:
             return self._fresh()
         session_id = self.signer.unsign(cookie_value)
         if session_id is None:
+            if self.transition is not None and (beaker_id := beaker_cookie_id(cookie_value, self.transition.keys)):
+                return (yield from self.transition.open(beaker_id, self._fresh))
             self._refuse("bad signature", "session cookie with a bad signature; starting a new session")
             return self._fresh(had_cookie=True)
         try:
@@ -99,9 +106,9 @@ class ServerSessions:
         self.observer.event(events.REFUSED, reason)
         self.refused.event(logging.WARNING, reason, message, *args)
 
-    def _fresh(self, *, had_cookie: bool = False, store_unavailable: bool = False) -> Session:
-        """A new, empty session started now (by the policy's clock)."""
-        return self.session_class(had_cookie=had_cookie, store_unavailable=store_unavailable, clock=self.clock)
+    def _fresh(self, *, had_cookie: bool = False, store_unavailable: bool = False, **state: Any) -> Session:
+        """A new session started now (by the policy's clock); empty unless ``state`` fills it."""
+        return self.session_class(had_cookie=had_cookie, store_unavailable=store_unavailable, clock=self.clock, **state)
 
     def load(self, session_id: str) -> Steps[Session | None]:
         """The stored session for a verified id, or None; reading never writes, except to
@@ -147,6 +154,8 @@ class ServerSessions:
             return []  # the visitor's stored session may be intact: keep their cookie
         try:
             header = yield from self._commit(session, secure_request)
+            if self.transition is not None:
+                yield from self.transition.finish(session)
         except StoreUnavailable as exc:
             if self.settings.on_store_error != "fresh":
                 raise

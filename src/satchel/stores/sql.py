@@ -435,7 +435,9 @@ class SQLStore(Store):
                 raise ConfigurationError(
                     f"the table {table.fullname} at {self._address} has another layout "
                     f"(columns {', '.join(found)}; the sql store needs {', '.join(COLUMNS)}): it is not "
-                    "a satchel session table. Choose another session.table_name, and satchel creates its own",
+                    "a satchel session table. Choose another session.table_name, and satchel creates its own; "
+                    "if it is Beaker's (ext:database) table, name it in session.beaker_table_name with "
+                    "session.beaker_transition = true to convert its sessions (see docs/migration.md)",
                     "table_name",
                 )
         else:
