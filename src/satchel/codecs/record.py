@@ -1,6 +1,9 @@
 """A stored session record: a short text header and a JSON body.
 
-``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user}``
+``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user, "x": 1}``
+
+``"x": 1`` marks a body whose values hold tagged types (:mod:`.tagged`); without
+it the body is plain JSON.
 
 Keeping the body apart from the header lets the policy tell "unchanged" by
 comparing body bytes, which also catches changes made inside nested values.
@@ -14,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .values import MAX_DEPTH, check_depth, dumps, encode_value, too_deep
+from .tagged import READ_ERRORS, is_plain, untag
+from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
 EMPTY_BODY = b'{"d":{}}'
 HEADER_MAGIC = b"S1"
+
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a session can hold")
@@ -46,11 +51,27 @@ class Body:
     user: str | None = None
 
 
-def encode_body(
-    data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None
-) -> bytes:
-    """The body's JSON; NotSerializable naming the key when a value cannot be stored."""
-    body: dict[str, Any] = {"d": data}
+def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
+    return all(is_plain(value) for value in data.values()) and all(
+        is_plain(message) for messages in flash.values() for message in messages
+    )
+
+
+def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:
+    """The body's JSON; NotSerializable naming the key when a value cannot be stored
+    (also a value changed in place after it was assigned)."""
+    body: dict[str, Any]
+    if _all_plain(data, flash):
+        body = {"d": data}
+    else:
+        body = {
+            "d": {key: to_json(value, key) for key, value in data.items()},
+            "x": 1,
+        }
+        flash = {
+            queue: [to_json(message, f"flash queue {queue!r}") for message in messages]
+            for queue, messages in flash.items()
+        }
     if flash:
         body["f"] = flash
     if csrf is not None:
@@ -58,17 +79,24 @@ def encode_body(
     if user is not None:
         body["u"] = user
     try:
-        encoded = dumps(body).encode("utf-8")
+        return dumps(body).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        # A nested value changed after it was assigned: find the key to name.
+        # A number or text JSON cannot carry: find the key to name.
         for key, value in data.items():
             encode_value(value, key)
         for queue, messages in flash.items():
             encode_value(messages, f"flash queue {queue!r}")
         raise
-    for key, value in data.items():  # nested mutation may have deepened a value
-        check_depth(value, key, encoded)
-    return encoded
+
+
+def _untagged(data: dict[str, Any], flash: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    try:
+        return (
+            {key: untag(value) for key, value in data.items()},
+            {queue: [untag(m) for m in messages] for queue, messages in flash.items()},
+        )
+    except READ_ERRORS as exc:
+        raise BadData(f"session body holds a bad tagged value: {exc}") from None
 
 
 def decode_body(raw: bytes) -> Body:
@@ -76,6 +104,7 @@ def decode_body(raw: bytes) -> Body:
     try:
         body = _decoder.decode(raw.decode("utf-8"))
         data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
+        tagged = body.get("x") == 1
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
     if (
@@ -86,7 +115,9 @@ def decode_body(raw: bytes) -> Body:
         or not (user is None or type(user) is str)
     ):
         raise BadData("session body has the wrong shape")
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
+    if tagged:
+        data, flash = _untagged(data, flash)
+    elif raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
         raise BadData(f"session body nests more than {MAX_DEPTH} levels deep")
     return Body(data, flash, csrf, user)
 

@@ -19,7 +19,7 @@ from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies
 from .limits import RecordLimit
-from .merge import merge
+from .merge import MergeStats, merge_counted
 from .ops import Delete, Load, Pause, Save, Steps, Touch
 from .outage import OutageLog
 from .timeouts import Timeouts
@@ -54,6 +54,8 @@ class ServerSessions:
         #: Bad cookies and records, aggregated: a flood costs a bounded volume of log.
         self.refused = ThrottledLog(security_log, "session cookies or records refused", clock=clock)
         self._resend_on_renew = cookies.has_relative_expiry(settings.cookie)
+        #: Conflicts merged, and leaves changed by two requests (the later commit won).
+        self.merge_stats = MergeStats()
 
     # -- opening ------------------------------------------------------------------
 
@@ -273,13 +275,14 @@ class ServerSessions:
                 session.loaded = None
                 return False
             latest_version, created, latest_bytes, latest = found
-            merged = merge(base, current, latest)
+            merged, overwritten = merge_counted(base, current, latest, session.increments)
             merged_bytes = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
             if merged_bytes == latest_bytes:
                 version = latest_version  # nothing of this request's is left to write
             else:
                 version = yield Save(key, encode_record(created, now, merged_bytes), ttl, latest_version)
             if version is not None:
+                self.merge_stats.record(overwritten)
                 session.replace_state(merged.data, merged.flash, merged.csrf, merged.user)
                 self._stored(session, merged_bytes, version, now)
                 return True
@@ -292,6 +295,7 @@ class ServerSessions:
         session.loaded = Loaded(body, version, None, session.user_id)
         session.new, session.accessed = False, now
         session.written = session.marked_changed = False
+        session.increments = {}
 
     def _latest(self, key: str) -> Steps[tuple[Any, float, bytes, Body] | None]:
         """The stored record under ``key``, decoded for a merge: (version, created, body
@@ -316,6 +320,7 @@ class ServerSessions:
         assert session.loaded is not None and session.regenerated_from is not None
         old_key = store_key(session.regenerated_from)
         base, current, version = _loaded_body(session), _current_body(session), session.loaded.version
+        merged, overwritten = current, 0
         for attempt in range(self.settings.merge_retries + 1):
             if (yield Save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version)) is not None:
                 break
@@ -328,10 +333,13 @@ class ServerSessions:
                 session.loaded = None
                 return False
             version, _, _, latest = found
-            current, base = merge(base, current, latest), latest
+            merged, overwritten = merge_counted(base, current, latest, session.increments)
             yield Pause(_backoff(attempt))
         else:
             raise SessionConflict("the session kept changing while its id was regenerated")
+        if merged is not current:
+            self.merge_stats.record(overwritten)
+        current = merged
         session.replace_state(current.data, current.flash, current.csrf, current.user)
         yield from self._create(session, session.encode(), now)
         session.regenerated_from = None
