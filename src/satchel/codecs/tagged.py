@@ -112,6 +112,12 @@ def _datetime(value: datetime) -> Any:
     return [value.replace(tzinfo=None).isoformat(), key, value.fold]
 
 
+def _decimal_text(value: decimal.Decimal) -> str:
+    if value.is_snan():  # it raises on every comparison, so no merge could handle it
+        raise Unstorable("a signaling NaN Decimal")
+    return str(value)
+
+
 def _time(value: time) -> str:
     if value.tzinfo is not None and type(value.tzinfo) is not timezone:
         raise Unstorable(f"a time whose tzinfo is a {type(value.tzinfo).__name__} (only fixed offsets)")
@@ -125,7 +131,7 @@ _SCALARS: dict[type, tuple[str, Callable[[Any], Any]]] = {
     time: ("~time", _time),
     timedelta: ("~timedelta", lambda v: [v.days, v.seconds, v.microseconds]),
     uuid.UUID: ("~uuid", str),
-    decimal.Decimal: ("~decimal", str),
+    decimal.Decimal: ("~decimal", lambda v: _decimal_text(v)),
 }
 
 #: Types that cannot change in place: a session holding only these (and plain
@@ -214,7 +220,10 @@ def _read_timedelta(value: Any) -> timedelta:
 
 
 def _read_decimal(value: Any) -> decimal.Decimal:
-    return decimal.Decimal(_text(value))
+    number = decimal.Decimal(_text(value))
+    if number.is_snan():
+        raise ValueError("a signaling NaN Decimal")
+    return number
 
 
 def _hashable(value: Any) -> Any:

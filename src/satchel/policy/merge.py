@@ -185,9 +185,7 @@ def apply(change: Change, root: dict[Any, Any]) -> int:
         return 0
     if isinstance(change, Put):
         parent[key] = change.value
-        if theirs is _MISSING:
-            return 0 if change.before is _MISSING else 1
-        return 0 if same(theirs, change.before) or same(theirs, change.value) else 1
+        return 0 if same(theirs, change.before) else 1
     parent[key] = change.value  # the container it changed was replaced or removed: its version wins
     return 0 if theirs is _MISSING and isinstance(change, Add) else 1
 
