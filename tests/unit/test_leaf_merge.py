@@ -82,6 +82,18 @@ def test_members_added_and_removed_by_two_requests_merge(manager: SessionManager
     assert commit_in_order(manager, cookie, first, second) == {"tags": {"b", "c"}, "frozen": frozenset({1, 2, 3})}
 
 
+def test_a_cart_two_requests_created_at_once_keeps_both_items(manager: SessionManager) -> None:
+    cookie = started(manager, user="u")
+    first, second = both(manager, cookie)
+    first.setdefault("cart", {})["1"] = 1
+    first.setdefault("log", []).append(1)
+    second.setdefault("cart", {})["2"] = 2
+    second.setdefault("log", []).append(2)
+    merged = commit_in_order(manager, cookie, first, second)
+    assert merged == {"user": "u", "cart": {"1": 1, "2": 2}, "log": [1, 2]}
+    assert stats(manager)["overwritten"] == 0
+
+
 def test_the_same_leaf_changed_by_two_requests_takes_the_later_and_is_counted(manager: SessionManager) -> None:
     cookie = started(manager, cart={"1": 1, "2": 1})
     first, second = both(manager, cookie)

@@ -148,6 +148,10 @@ def _is_number(value: Any) -> bool:
 # -- applying it -----------------------------------------------------------------------
 
 
+def _same_container(theirs: Any, ours: Any) -> bool:
+    return type(theirs) is type(ours) and type(ours) in (dict, list, set)
+
+
 def _parent(root: dict[Any, Any], path: Path, create: bool) -> dict[Any, Any] | None:
     """The dict holding the leaf at ``path``; made where missing when ``create``."""
     node = root
@@ -183,6 +187,9 @@ def apply(change: Change, root: dict[Any, Any]) -> int:
     if isinstance(change, Add) and _is_number(theirs):
         parent[key] = theirs + change.by
         return 0
+    if isinstance(change, Put) and change.before is _MISSING and _same_container(theirs, change.value):
+        # Both requests made it (``setdefault("cart", {})``): merge what each put in.
+        return sum(apply(inner, root) for inner in value_delta(type(theirs)(), change.value, change.path))
     if isinstance(change, Put):
         parent[key] = change.value
         return 0 if same(theirs, change.before) else 1
