@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .tagged import READ_ERRORS, is_plain, untag
+from .tagged import PLAIN_TYPES, READ_ERRORS, is_plain, untag
 from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
@@ -52,9 +52,14 @@ class Body:
 
 
 def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
-    return all(is_plain(value) for value in data.values()) and all(
-        is_plain(message) for messages in flash.values() for message in messages
-    )
+    for value in data.values():
+        if type(value) not in PLAIN_TYPES and not is_plain(value):
+            return False
+    for messages in flash.values():
+        for message in messages:
+            if type(message) not in PLAIN_TYPES and not is_plain(message):
+                return False
+    return True
 
 
 def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:

@@ -68,6 +68,9 @@ def looks_tagged(value: dict[Any, Any]) -> bool:
     return type(key) is str and key.startswith(TAG)
 
 
+_plain_type = PLAIN_TYPES.__contains__
+
+
 def is_plain(value: Any, depth: int = 0) -> bool:
     """Whether ``value`` is stored as it is: JSON types only, no dict that looks tagged,
     within the depth limit (numbers JSON cannot print are found when encoding)."""
@@ -77,12 +80,11 @@ def is_plain(value: Any, depth: int = 0) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if kind is list:
-        for item in value:
-            if type(item) not in PLAIN_TYPES and not is_plain(item, depth + 1):
-                return False
-        return True
+        if all(map(_plain_type, map(type, value))):  # scalars only: no Python call per item
+            return True
+        return all(type(item) in PLAIN_TYPES or is_plain(item, depth + 1) for item in value)
     if kind is dict:
-        if looks_tagged(value):
+        if len(value) == 1 and looks_tagged(value):
             return False
         for key, item in value.items():
             if type(key) is not str or (type(item) not in PLAIN_TYPES and not is_plain(item, depth + 1)):
