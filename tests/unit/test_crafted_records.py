@@ -51,13 +51,25 @@ CRAFTED = {
 
 
 def tagged_body(value: Any) -> bytes:
-    return json.dumps({"d": {"v": value}, "x": 1}).encode()
+    return json.dumps({"x": 1, "d": {"v": value}}, separators=(",", ":")).encode()
+
+
+def test_tags_are_read_only_in_a_body_marked_tagged() -> None:
+    plain = json.dumps({"d": {"v": {"~tuple": [1]}}, "x": 1}).encode()
+    assert decode_body(plain).data == {"v": {"~tuple": [1]}}
+    assert decode_body(tagged_body({"~tuple": [1]})).data == {"v": (1,)}
 
 
 @pytest.mark.parametrize("name", sorted(CRAFTED))
 def test_a_crafted_tag_is_corrupt_data(name: str) -> None:
     with pytest.raises(BadData):
         decode_body(tagged_body(CRAFTED[name]))
+
+
+@pytest.mark.parametrize("body", [b'{"x":1,"d":{"~tuple":[]}}', b'{"x":1,"d":{},"f":{"":{"~tuple":[]}}}'])
+def test_a_body_whose_data_or_flash_queue_is_a_tag_is_corrupt(body: bytes) -> None:
+    with pytest.raises(BadData):
+        decode_body(body)
 
 
 def test_a_crafted_record_gives_the_visitor_a_fresh_session() -> None:

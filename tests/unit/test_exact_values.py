@@ -152,3 +152,23 @@ def test_increment_refuses_what_is_not_a_number() -> None:
     with pytest.raises(TypeError, match="name"):
         session.increment("name")
     assert session.increment("n", 2) == 2 and session.increment("n") == 3
+
+
+def test_reading_a_session_of_tagged_values_writes_nothing() -> None:
+    store = MemoryStore()
+    manager = SessionManager(parse_session_settings(BASE_SETTINGS), store)
+    browser = Browser(manager)
+    browser.request(lambda s: s.update(EXACT_VALUES, letters=set("abcdefghijklmnop")))
+    assert browser.cookie is not None
+    key = store_key(manager.policy.signer.unsign(browser.cookie))  # type: ignore[union-attr]
+    before = store.load(key)
+    assert browser.request(lambda s: sorted(s["letters"])) == list("abcdefghijklmnop")
+    after = store.load(key)
+    assert before is not None and after is not None and after.version == before.version
+
+
+def test_session_keys_and_flash_queues_that_look_like_tags_read_back() -> None:
+    data = {"~tuple": (1, 2)}
+    flash = {"~set": [{1}]}
+    body = decode_body(encode_body(data, flash, None))
+    assert exactly(body.data, data) and exactly(body.flash, flash)

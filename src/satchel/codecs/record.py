@@ -1,9 +1,9 @@
 """A stored session record: a short text header and a JSON body.
 
-``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user, "x": 1}``
+``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user}``
 
-``"x": 1`` marks a body whose values hold tagged types (:mod:`.tagged`); without
-it the body is plain JSON.
+A body whose values hold tagged types (:mod:`.tagged`) starts ``{"x":1,``; any
+other body is plain JSON and decodes as such.
 
 Keeping the body apart from the header lets the policy tell "unchanged" by
 comparing body bytes, which also catches changes made inside nested values.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .tagged import PLAIN_TYPES, READ_ERRORS, is_plain, untag
+from .tagged import PLAIN_TYPES, READ_ERRORS, escaped, is_plain, untag_object
 from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
@@ -39,6 +39,8 @@ def _finite(text: str) -> float:
 # NaN, Infinity and numbers that overflow to them load as errors: a session
 # holding one could never be written again.
 _decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_tagged_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_hook=untag_object)
+TAGGED_START = b'{"x":1,'
 
 
 @dataclass(slots=True)
@@ -69,14 +71,13 @@ def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | N
     if _all_plain(data, flash):
         body = {"d": data}
     else:
-        body = {
-            "d": {key: to_json(value, key) for key, value in data.items()},
-            "x": 1,
-        }
-        flash = {
-            queue: [to_json(message, f"flash queue {queue!r}") for message in messages]
-            for queue, messages in flash.items()
-        }
+        body = {"x": 1, "d": escaped({key: to_json(value, key) for key, value in data.items()})}
+        flash = escaped(
+            {
+                queue: [to_json(message, f"flash queue {queue!r}") for message in messages]
+                for queue, messages in flash.items()
+            }
+        )
     if flash:
         body["f"] = flash
     if csrf is not None:
@@ -94,23 +95,13 @@ def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | N
         raise
 
 
-def _untagged(data: dict[str, Any], flash: dict[str, list[Any]]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    try:
-        return (
-            {key: untag(value) for key, value in data.items()},
-            {queue: [untag(m) for m in messages] for queue, messages in flash.items()},
-        )
-    except READ_ERRORS as exc:
-        raise BadData(f"session body holds a bad tagged value: {exc}") from None
-
-
 def decode_body(raw: bytes) -> Body:
     """The body of a record, or BadData for anything that is not one."""
+    decoder = _tagged_decoder if raw.startswith(TAGGED_START) else _decoder
     try:
-        body = _decoder.decode(raw.decode("utf-8"))
+        body = decoder.decode(raw.decode("utf-8"))
         data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
-        tagged = body.get("x") == 1
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
     if (
         type(data) is not dict
@@ -120,9 +111,7 @@ def decode_body(raw: bytes) -> Body:
         or not (user is None or type(user) is str)
     ):
         raise BadData("session body has the wrong shape")
-    if tagged:
-        data, flash = _untagged(data, flash)
-    elif raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
         raise BadData(f"session body nests more than {MAX_DEPTH} levels deep")
     return Body(data, flash, csrf, user)
 

@@ -228,27 +228,19 @@ def _read_decimal(value: Any) -> decimal.Decimal:
     return number
 
 
-def _hashable(value: Any) -> Any:
-    hash(value)  # TypeError for a list or dict where a key or member must be
-    return value
-
-
-def _read_dict(value: Any, depth: int) -> dict[Any, Any]:
+def _read_dict(value: Any) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for pair in _items(value):
         key, item = _items(pair)
-        out[_hashable(untag(key, depth))] = untag(item, depth)
+        out[key] = item  # TypeError for an unhashable key
     return out
 
 
-_CONTAINERS: dict[str, Callable[[Any, int], Any]] = {
-    "~tuple": lambda v, d: tuple(untag(item, d) for item in _items(v)),
-    "~set": lambda v, d: {_hashable(untag(item, d)) for item in _items(v)},
-    "~frozenset": lambda v, d: frozenset(_hashable(untag(item, d)) for item in _items(v)),
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "~tuple": lambda v: tuple(_items(v)),
+    "~set": lambda v: set(_items(v)),
+    "~frozenset": lambda v: frozenset(_items(v)),
     "~dict": _read_dict,
-}
-
-_SCALAR_READERS: dict[str, Callable[[Any], Any]] = {
     "~bytes": lambda v: base64.b64decode(_text(v), validate=True),
     "~datetime": _read_datetime,
     "~date": lambda v: date.fromisoformat(_text(v)),
@@ -262,25 +254,21 @@ _SCALAR_READERS: dict[str, Callable[[Any], Any]] = {
 READ_ERRORS = (ValueError, TypeError, KeyError, OverflowError, ArithmeticError, binascii.Error, RecursionError)
 
 
-def untag(value: Any, depth: int = 0) -> Any:
-    """The value ``tag`` made this JSON data from; ValueError (or another of
-    READ_ERRORS) for a tag it never writes."""
-    kind = type(value)
-    if kind is not list and kind is not dict:
+def untag_object(value: dict[str, Any]) -> Any:
+    """The JSON decoder's ``object_hook`` for tagged bodies: each object, innermost
+    first, becomes the value its tag names; ValueError (or another of READ_ERRORS)
+    for a tag ``tag`` never writes."""
+    if len(value) != 1:
         return value
-    tagged = looks_tagged(value) if kind is dict else False
-    if tagged:
-        name, inner = next(iter(value.items()))
-        scalar = _SCALAR_READERS.get(name)
-        if scalar is not None:
-            return scalar(inner)
-    if depth >= MAX_DEPTH:
-        raise ValueError(f"containers nest more than {MAX_DEPTH} levels deep")
-    if kind is list:
-        return [untag(item, depth + 1) for item in value]
-    if tagged:
-        container = _CONTAINERS.get(name)
-        if container is None:
-            raise ValueError(f"unknown tag {name[:20]!r}")
-        return container(inner, depth + 1)
-    return {key: untag(item, depth + 1) for key, item in value.items()}
+    name, inner = next(iter(value.items()))
+    if not name.startswith(TAG):
+        return value
+    reader = _READERS.get(name)
+    if reader is None:
+        raise ValueError(f"unknown tag {name[:20]!r}")
+    return reader(inner)
+
+
+def escaped(mapping: dict[str, Any]) -> Any:
+    """A str-keyed dict of tagged values, as ``tag`` would write the dict itself."""
+    return {"~dict": [[key, item] for key, item in mapping.items()]} if looks_tagged(mapping) else mapping

@@ -75,18 +75,20 @@ def encode_value(value: Any, key: object) -> str:
         raise NotSerializable(f"session[{key!r}] cannot be stored: {exc}. {STORABLE}", _named(key)) from None
 
 
+_CONTAINERS = (list, dict, tuple, set, frozenset)
+
+
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists and dicts nest more than ``limit`` levels deep in ``value``."""
-    level: list[Any] = [value] if isinstance(value, (list, dict)) else []
+    """Whether containers nest more than ``limit`` levels deep in ``value``."""
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
     for _ in range(limit):
         if not level:
             return False
         level = [
             child
             for item in level
-            if isinstance(item, (list, dict))
             for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (list, dict))
+            if isinstance(child, _CONTAINERS)
         ]
     return bool(level)
 
