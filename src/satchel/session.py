@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from .clock import Clock, system_clock
 from .codecs import check_value, decode_body, encode_body, encode_value, new_session_id, new_token, only_plain
-from .codecs.values import check_depth
 from .errors import NotSerializable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,10 +73,14 @@ def _mutation(method: F) -> F:
 class Session(dict[str, Any]):
     """A dict that persists itself at the end of the request.
 
-    Values must be JSON; assigning one that is not raises
-    :class:`~satchel.errors.NotSerializable` right there, inside the view.
-    Changes inside nested values (``session["cart"].append(item)``) are found
-    without help; :meth:`changed` is still there for code that calls it.
+    Values are JSON plus tuples, sets, frozensets, bytes, datetimes, dates, times,
+    timedeltas, UUIDs, Decimals and dicts with keys of those types, and come back
+    as exactly what was stored. Assigning anything else raises
+    :class:`~satchel.errors.NotSerializable` right there, inside the view, naming
+    the key and the type. Changes inside nested values
+    (``session["cart"][item] = 1``) are found without help, and merge with a
+    concurrent request's changes at the leaf; :meth:`changed` is still there for
+    code that calls it.
     """
 
     def __init__(
@@ -125,6 +128,9 @@ class Session(dict[str, Any]):
         self.written = False
         #: Set by :meth:`changed`: write even if the data compares equal.
         self.marked_changed = False
+        #: What :meth:`increment` added to each key since the load: a merge adds it
+        #: to the latest number instead of overwriting it.
+        self.increments: dict[str, int | float] = {}
         #: Stored sessions this request ended with :meth:`invalidate`; their records go at commit.
         self.ended: list[Ended] = []
         #: The id :meth:`regenerate_id` moved the session away from.
@@ -190,12 +196,14 @@ class Session(dict[str, Any]):
             raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
         check_value(value, key)
         dict.__setitem__(self, key, value)
+        self.increments.pop(key, None)
 
     @_mutation
     def __delitem__(self, key: str) -> None:
         if _pyramid_key(key):
             return self._del_pyramid_key(key)
         dict.__delitem__(self, key)
+        self.increments.pop(key, None)
 
     @_mutation
     def pop(self, key: str, *default: Any) -> Any:
@@ -203,10 +211,37 @@ class Session(dict[str, Any]):
             value = self[key]
             self._del_pyramid_key(key)
             return value
+        self.increments.pop(key, None)
         return dict.pop(self, key, *default)
+    @_mutation
+    def popitem(self) -> tuple[str, Any]:
+        key, value = dict.popitem(self)
+        self.increments.pop(key, None)
+        return key, value
 
-    popitem = _mutation(dict.popitem)
-    clear = _mutation(dict.clear)
+    @_mutation
+    def clear(self) -> None:
+        dict.clear(self)
+        self.increments.clear()
+
+    @_mutation
+    def increment(self, key: str, by: int | float = 1) -> int | float:
+        """Add ``by`` to the number under ``key`` (0 when absent) and return it.
+
+        Unlike ``session[key] = session.get(key, 0) + 1``, increments made by
+        concurrent requests add up: a merge adds ``by`` to the latest number.
+        """
+        before = self.get(key, 0)
+        if type(by) not in (int, float) or type(before) not in (int, float):
+            raise TypeError(
+                f"session.increment({key!r}) adds numbers: it holds a {type(before).__name__}, "
+                f"by is a {type(by).__name__}"
+            )
+        value: int | float = before + by
+        check_value(value, key)
+        dict.__setitem__(self, key, value)
+        self.increments[key] = self.increments.get(key, 0) + by
+        return value
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
@@ -237,9 +272,10 @@ class Session(dict[str, Any]):
     def changed(self) -> None:
         """Mark the session as changed; it is written at the end of the request.
 
-        Not needed for changes inside nested values, which are found by comparing
-        the encoded session with what was loaded; kept for code written for
-        sessions that needed it.
+        Not needed for changes inside nested values: they are found by comparing
+        the session with what was loaded, and that comparison also says what to
+        merge with a concurrent request (see docs/concurrency.md); kept for code
+        written for sessions that needed it.
         """
         self.marked_changed = True
 
@@ -257,6 +293,7 @@ class Session(dict[str, Any]):
         if self.loaded is not None:
             self.ended.append(Ended(self.regenerated_from or self.id, self.loaded.user))
         dict.clear(self)
+        self.increments = {}
         self.flash_queues, self.csrf, self.user_id = {}, None, None
         self._id = None
         self.new = True
@@ -297,7 +334,7 @@ class Session(dict[str, Any]):
 
     @_mutation
     def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
-        check_depth(msg, f"flash queue {queue!r}", encode_value(msg, f"flash queue {queue!r}"))
+        encode_value(msg, f"flash queue {queue!r}")
         messages = self.flash_queues.setdefault(queue, [])
         if allow_duplicate or msg not in messages:
             messages.append(msg)

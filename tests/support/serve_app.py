@@ -13,6 +13,8 @@ long after loading the session, to widen the window for conflicts, and
 - ``/add?k=KEY[&m=MSG][&pop=1]``: ``session[KEY] = True``; with ``m`` it also
   flashes MSG, with ``pop`` it also pops the flash queue (the answer is the
   JSON list popped, else ``[]``);
+- ``/cart?i=N``: ``session.setdefault("cart", {})[str(N)] = N``, appends N to
+  ``session.setdefault("appended", [])`` and ``session.increment("items")``;
 - ``/flash?m=MSG``: flashes MSG;
 - ``/pop``: JSON of ``pop_flash()``; ``/peek``: JSON of ``peek_flash()``;
 - ``/dump``: JSON of ``dict(session)``; ``/incr``: increments ``count``;
@@ -23,7 +25,8 @@ long after loading the session, to widen the window for conflicts, and
 - ``/held?name=NAME``: how many views wait for NAME; ``/release?name=NAME``;
 - ``/stats``: JSON counts of the store calls this process made (``save_conflict``
   counts conditional writes that lost), plus ``conflict_errors``, the requests
-  that ran out of merge retries.
+  that ran out of merge retries, and the policy's merge statistics (``merges``,
+  ``overwritten``).
 
 :class:`~satchel.errors.StoreUnavailable` becomes a 503 with a short text, and
 :class:`~satchel.errors.SessionConflict` a 409, by exception views.
@@ -171,6 +174,15 @@ def add(request: Any) -> Response:
     return _json(popped)
 
 
+def cart(request: Any) -> Response:
+    session = _changing(request)
+    item = int(request.params["i"])
+    session.setdefault("cart", {})[str(item)] = item
+    session.setdefault("appended", []).append(item)
+    session.increment("items")
+    return _text("added")
+
+
 def flash(request: Any) -> Response:
     _changing(request).flash(request.params["m"])
     return _text("flashed")
@@ -238,6 +250,9 @@ def stats(request: Any) -> Response:
     counts = request.registry.satchel_stats.snapshot()
     with request.registry.satchel_errors_lock:
         counts["conflict_errors"] = request.registry.satchel_conflict_errors
+    merge_stats = getattr(request.registry.getUtility(ISessionFactory).manager.policy, "merge_stats", None)
+    if merge_stats is not None:
+        counts.update(merge_stats.snapshot())
     return _json(counts)
 
 
@@ -254,6 +269,7 @@ def session_conflict(exc: SessionConflict, request: Any) -> Response:
 VIEWS = {
     "start": start,
     "add": add,
+    "cart": cart,
     "flash": flash,
     "pop": pop,
     "peek": peek,

@@ -198,9 +198,9 @@ class AppServer:
             self._log = None
 
 
-def start_apps(settings: Mapping[str, Any], count: int, logdir: Path, name: str) -> list[AppServer]:
+def start_apps(settings: Mapping[str, Any], count: int, logdir: Path, name: str, threads: int = 16) -> list[AppServer]:
     """``count`` app processes on one store, started side by side; all stopped on failure."""
-    servers = [AppServer(settings, logdir, f"{name}-{n}") for n in range(count)]
+    servers = [AppServer(settings, logdir, f"{name}-{n}", threads) for n in range(count)]
     try:
         for server in servers:
             server.launch()
@@ -351,14 +351,15 @@ def store_setup(name: str, label: str) -> StoreSetup:
 
 
 @contextlib.contextmanager
-def deployed(name: str, label: str) -> Iterator[Deployment]:
-    """The app in ``processes`` waitress processes on one fresh namespace of store ``name``."""
+def deployed(name: str, label: str, threads: int = 16) -> Iterator[Deployment]:
+    """The app in ``processes`` waitress processes (of ``threads`` threads) on one fresh
+    namespace of store ``name``."""
     setup = store_setup(name, label)
     deployment = Deployment(setup, [])
     try:
         logdir = _tempdir(setup, f"{label}-logs")
         setup.open()  # creates the SQL table once, before two processes race to
-        deployment.servers = start_apps(setup.settings, setup.processes, logdir, f"{label}-{name}")
+        deployment.servers = start_apps(setup.settings, setup.processes, logdir, f"{label}-{name}", threads)
         yield deployment
         deployment.check_logs()
     finally:

@@ -2,6 +2,9 @@
 
 ``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user}``
 
+A body whose values hold tagged types (:mod:`.tagged`) starts ``{"x":1,``; any
+other body is plain JSON and decodes as such.
+
 Keeping the body apart from the header lets the policy tell "unchanged" by
 comparing body bytes, which also catches changes made inside nested values.
 """
@@ -14,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .values import MAX_DEPTH, check_depth, dumps, encode_value, too_deep
+from .tagged import PLAIN_TYPES, READ_ERRORS, escaped, is_plain, untag_object
+from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
 EMPTY_BODY = b'{"d":{}}'
 HEADER_MAGIC = b"S1"
+
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a session can hold")
@@ -34,6 +39,8 @@ def _finite(text: str) -> float:
 # NaN, Infinity and numbers that overflow to them load as errors: a session
 # holding one could never be written again.
 _decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+_tagged_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_hook=untag_object)
+TAGGED_START = b'{"x":1,'
 
 
 @dataclass(slots=True)
@@ -46,11 +53,31 @@ class Body:
     user: str | None = None
 
 
-def encode_body(
-    data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None
-) -> bytes:
-    """The body's JSON; NotSerializable naming the key when a value cannot be stored."""
-    body: dict[str, Any] = {"d": data}
+def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
+    for value in data.values():
+        if type(value) not in PLAIN_TYPES and not is_plain(value):
+            return False
+    for messages in flash.values():
+        for message in messages:
+            if type(message) not in PLAIN_TYPES and not is_plain(message):
+                return False
+    return True
+
+
+def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:
+    """The body's JSON; NotSerializable naming the key when a value cannot be stored
+    (also a value changed in place after it was assigned)."""
+    body: dict[str, Any]
+    if _all_plain(data, flash):
+        body = {"d": data}
+    else:
+        body = {"x": 1, "d": escaped({key: to_json(value, key) for key, value in data.items()})}
+        flash = escaped(
+            {
+                queue: [to_json(message, f"flash queue {queue!r}") for message in messages]
+                for queue, messages in flash.items()
+            }
+        )
     if flash:
         body["f"] = flash
     if csrf is not None:
@@ -58,26 +85,23 @@ def encode_body(
     if user is not None:
         body["u"] = user
     try:
-        encoded = dumps(body).encode("utf-8")
+        return dumps(body).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        # A nested value changed after it was assigned: find the key to name.
+        # A number or text JSON cannot carry: find the key to name.
         for key, value in data.items():
             encode_value(value, key)
         for queue, messages in flash.items():
             encode_value(messages, f"flash queue {queue!r}")
         raise
-    if encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH:  # nested mutation may have deepened a value
-        for key, value in data.items():
-            check_depth(value, key, encoded)
-    return encoded
 
 
 def decode_body(raw: bytes) -> Body:
     """The body of a record, or BadData for anything that is not one."""
+    decoder = _tagged_decoder if raw.startswith(TAGGED_START) else _decoder
     try:
-        body = _decoder.decode(raw.decode("utf-8"))
+        body = decoder.decode(raw.decode("utf-8"))
         data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
     if (
         type(data) is not dict

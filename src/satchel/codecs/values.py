@@ -1,7 +1,9 @@
 """Session values: what may be stored, and its JSON text.
 
-A value is refused where it is assigned, naming its key, so a bad value fails
-inside the view instead of at the end of the request.
+A value is refused where it is assigned, naming its key and the type that cannot
+be stored, so a bad value fails inside the view instead of at the end of the
+request. What may be stored is JSON plus the tagged types of
+:mod:`satchel.codecs.tagged`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import math
 from typing import Any
 
 from ..errors import NotSerializable
+from .tagged import IMMUTABLE_TYPES, MAX_DEPTH, PLAIN_TYPES, TooDeep, Unstorable, is_plain, tag
+
+__all__ = ["MAX_DEPTH", "PLAIN_TYPES", "check_depth", "check_value", "dumps", "encode_value", "only_plain"]
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
-#: The types of JSON's scalars. A value of exactly one of these is immutable, so a
-#: session holding only such values cannot change without its methods being called.
-PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
-
-#: How deeply lists and dicts may nest in one value: the same limit at assignment
-#: and at load, far below what the decoder could not read back.
-MAX_DEPTH = 64
+#: What a session may hold, for error messages.
+STORABLE = (
+    "Session values may be JSON (str, int, float, bool, None, lists, dicts with str keys), "
+    "tuples, sets, frozensets, bytes, datetimes (naive, fixed offset or zoneinfo), dates, times, "
+    "timedeltas, UUIDs and Decimals, and dicts keyed by any of those scalars or tuples"
+)
 
 #: Integers this short always encode (Python refuses to print ints past
 #: sys.get_int_max_str_digits(), 4300 digits by default and at least 640).
@@ -33,37 +37,58 @@ def dumps(value: Any) -> str:
 
 
 def only_plain(data: dict[str, Any]) -> bool:
-    """Whether every value is exactly one of PLAIN_TYPES: then a shallow copy of
-    ``data`` is a full copy, and nothing in it can change in place."""
-    return all(type(value) in PLAIN_TYPES for value in data.values())
+    """Whether every value is exactly one of the immutable types: then a shallow copy
+    of ``data`` is a full copy, and nothing in it can change in place."""
+    return all(type(value) in IMMUTABLE_TYPES for value in data.values())
+
+
+def _named(key: object) -> str:
+    return key if isinstance(key, str) else repr(key)
+
+
+def to_json(value: Any, key: object) -> Any:
+    """``value`` ready for the JSON encoder (itself when it is plain JSON), or
+    NotSerializable naming the key and the type that cannot be stored."""
+    if is_plain(value):
+        return value
+    try:
+        return tag(value)
+    except Unstorable as exc:
+        message = f"session[{key!r}] cannot be stored: it holds {exc.what}. {STORABLE}"
+        raise NotSerializable(message, _named(key)) from None
+    except (TooDeep, RecursionError):
+        raise NotSerializable(
+            f"session[{key!r}] cannot be stored: lists and dicts in it nest more than {MAX_DEPTH} levels deep",
+            _named(key),
+        ) from None
 
 
 def encode_value(value: Any, key: object) -> str:
     """JSON for one session value, or NotSerializable naming the key."""
     try:
-        text = dumps(value)
+        text = dumps(to_json(value, key))
         text.encode("utf-8")  # a lone surrogate passes json but not UTF-8
         return text
-    except (TypeError, ValueError, RecursionError) as exc:  # a cycle: ValueError
-        raise NotSerializable(
-            f"session[{key!r}] cannot be stored: {exc}. Session values must be JSON "
-            "(str, int, float, bool, None, lists and dicts with str keys)",
-            key if isinstance(key, str) else repr(key),
-        ) from None
+    except NotSerializable:
+        raise
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise NotSerializable(f"session[{key!r}] cannot be stored: {exc}. {STORABLE}", _named(key)) from None
+
+
+_CONTAINERS = (list, dict, tuple, set, frozenset)
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether lists and dicts nest more than ``limit`` levels deep in ``value``."""
-    level: list[Any] = [value] if isinstance(value, (list, dict)) else []
+    """Whether containers nest more than ``limit`` levels deep in ``value``."""
+    level: list[Any] = [value] if isinstance(value, _CONTAINERS) else []
     for _ in range(limit):
         if not level:
             return False
         level = [
             child
             for item in level
-            if isinstance(item, (list, dict))
             for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (list, dict))
+            if isinstance(child, _CONTAINERS)
         ]
     return bool(level)
 
@@ -101,4 +126,4 @@ def check_value(value: Any, key: object) -> None:
         if not math.isfinite(value):
             encode_value(value, key)
         return
-    check_depth(value, key, encode_value(value, key))
+    encode_value(value, key)

@@ -21,7 +21,7 @@ from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies, events
 from .limits import RecordLimit
-from .merge import merge, overwritten
+from .merge import MergeStats, merge_counted
 from .ops import Delete, Load, Pause, Save, Steps, Touch
 from .outage import OutageLog
 from .timeouts import Timeouts
@@ -68,6 +68,8 @@ class ServerSessions:
         #: Converts the sessions of visitors who come back with Beaker's cookie.
         beaker = settings.beaker
         self.transition = Transition(clock, self.timeouts, self.refused, beaker.keys) if beaker is not None else None
+        #: Conflicts merged, and leaves changed by two requests (the later commit won).
+        self.merge_stats = MergeStats()
 
     # -- opening ------------------------------------------------------------------
 
@@ -297,14 +299,14 @@ class ServerSessions:
                 session.loaded = None
                 return False
             latest_version, created, latest_bytes, latest = found
-            merged = merge(base, current, latest)
+            merged, overwritten = merge_counted(base, current, latest, session.increments)
             merged_bytes = encode_body(merged.data, merged.flash, merged.csrf, merged.user)
             if merged_bytes == latest_bytes:
                 version = latest_version  # nothing of this request's is left to write
             else:
                 version = yield Save(key, encode_record(created, now, merged_bytes), ttl, latest_version)
             if version is not None:
-                self._merged(base, current, latest)
+                self._merged(overwritten)
                 session.replace_state(merged.data, merged.flash, merged.csrf, merged.user)
                 self._stored(session, merged_bytes, version, now, key)
                 return True
@@ -314,17 +316,19 @@ class ServerSessions:
         log.error("a session had %d conflicting writes in a row; giving up", self.settings.merge_retries)
         raise SessionConflict(f"the session kept changing under this request ({self.settings.merge_retries} retries)")
 
-    def _merged(self, base: Body, current: Body, latest: Body) -> None:
+    def _merged(self, overwritten: int) -> None:
+        """A conflict resolved by merging; ``overwritten`` leaves went to the later commit."""
+        self.merge_stats.record(overwritten)
         self.observer.event(events.MERGED)
-        lost = overwritten(base, current, latest)
-        if lost:
-            self.observer.event(events.OVERWRITTEN, count=lost)
+        if overwritten:
+            self.observer.event(events.OVERWRITTEN, count=overwritten)
 
     @staticmethod
     def _stored(session: Session, body: bytes, version: Any, now: float, key: str) -> None:
         session.loaded = Loaded(body, version, None, session.user_id, key)
         session.new, session.accessed = False, now
         session.written = session.marked_changed = False
+        session.increments = {}
 
     def _latest(self, key: str) -> Steps[tuple[Any, float, bytes, Body] | None]:
         """The stored record under ``key``, decoded for a merge: (version, created, body
@@ -349,6 +353,7 @@ class ServerSessions:
         assert session.loaded is not None and session.regenerated_from is not None
         old_key = store_key(session.regenerated_from)
         base, current, version = _loaded_body(session), _current_body(session), session.loaded.version
+        merged, overwritten = current, 0
         for attempt in range(self.settings.merge_retries + 1):
             if (yield Save(old_key, MOVED_MARKER, MOVED_MARKER_TTL, version)) is not None:
                 break
@@ -362,11 +367,14 @@ class ServerSessions:
                 session.loaded = None
                 return False
             version, _, _, latest = found
-            current, base = merge(base, current, latest), latest
+            merged, overwritten = merge_counted(base, current, latest, session.increments)
             yield Pause(_backoff(attempt))
         else:
             self.observer.event(events.RETRIES_EXHAUSTED)
             raise SessionConflict("the session kept changing while its id was regenerated")
+        if merged is not current:
+            self._merged(overwritten)
+        current = merged
         session.replace_state(current.data, current.flash, current.csrf, current.user)
         yield from self._create(session, session.encode(), now)
         session.regenerated_from = None
