@@ -15,6 +15,7 @@ from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_
 from ..config import SessionConfig
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
+from ..stores.aio.base import AsyncStore
 from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies
@@ -41,7 +42,9 @@ class ServerSessions:
     """The rules of server-side sessions: ids, signing, timeouts, renewal, merging,
     the record cap and the user index."""
 
-    def __init__(self, settings: SessionConfig, clock: Clock, session_class: type[Session], store: Store) -> None:
+    def __init__(
+        self, settings: SessionConfig, clock: Clock, session_class: type[Session], store: Store | AsyncStore
+    ) -> None:
         """``store`` is consulted for its name and default record cap only: policies do no I/O."""
         self.settings = settings
         self.clock = clock
