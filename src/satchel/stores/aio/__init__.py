@@ -23,6 +23,7 @@ BUILT_IN_ASYNC: dict[str, str] = {
     "memory": "satchel.stores.aio.threaded:AsyncMemoryStore",
     "redis": "satchel.stores.aio.redis:AsyncRedisStore",
     "rediscluster": "satchel.stores.aio.redis:AsyncRedisClusterStore",
+    "sql": "satchel.stores.aio.sql:AsyncSQLStore",
 }
 
 
