@@ -8,9 +8,10 @@ by redis-py's script object), ``delete`` one DEL.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from ...clock import Clock, system_clock
@@ -40,11 +41,18 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise StoreUnavailable('the redis stores need redis-py: pip install "satchel[redis]"', "redis") from exc
 
 Client = aredis.Redis | RedisCluster
+T = TypeVar("T")
+
+log = logging.getLogger("satchel.stores.redis")
+
+#: What ``redis.asyncio`` may raise, instead of a ConnectionError, when a pooled
+#: connection was closed under a command (the cluster client disconnects idle
+#: connections after a node error while other tasks take them): the transport's
+#: own AttributeError or TypeError. Such a command never reached the server.
+TRANSPORT_LEAKS = (AttributeError, TypeError)
 
 
-def async_redis_client(
-    url_or_urls: str | Sequence[str], *, cluster: bool, timeout: float = DEFAULT_TIMEOUT
-) -> Client:
+def async_redis_client(url_or_urls: str | Sequence[str], *, cluster: bool, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """A ``redis.asyncio`` client with the sync stores' timeouts and retry policy
     (a broken connection is retried once at once, a timeout is not)."""
     urls = server_urls(url_or_urls)
@@ -82,6 +90,17 @@ class _AsyncRedisBase(AsyncStore):
             self._bound = (client, client.register_script(SCRIPT))
         return self._bound
 
+    async def _command(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, once more on a fresh connection if the driver leaked a transport
+        error (:data:`TRANSPORT_LEAKS`); a second one is raised as it is."""
+        try:
+            return await call()
+        except TRANSPORT_LEAKS as exc:
+            log.info(
+                "%s store at %s: a connection closed under a command (%r); trying again", self.name, self.address, exc
+            )
+            return await call()
+
     def _failure(self, action: str, exc: Exception) -> Exception:
         if isinstance(exc, UNAVAILABLE):
             return StoreUnavailable(
@@ -101,7 +120,7 @@ class _AsyncRedisBase(AsyncStore):
     async def _run_script(self, action: str, name: str, args: Sequence[str | bytes]) -> int:
         try:
             _, script = self._server()
-            return int(await script(keys=(name,), args=args))
+            return int(await self._command(lambda: script(keys=(name,), args=args)))
         except FAILURES as exc:
             raise self._failure(action, exc) from exc
 
@@ -109,7 +128,7 @@ class _AsyncRedisBase(AsyncStore):
         name = self._name(key)
         try:
             client, _ = self._server()
-            reply: list[Any] = await client.hmget(name, ["v", "d", "e"])
+            reply: list[Any] = await self._command(lambda: client.hmget(name, ["v", "d", "e"]))
         except FAILURES as exc:
             if isinstance(exc, rx.ResponseError) and str(exc).startswith("WRONGTYPE"):
                 return None  # a key of another type: no session here, and a save refuses it
@@ -134,7 +153,7 @@ class _AsyncRedisBase(AsyncStore):
         name = self._name(key)
         try:
             client, _ = self._server()
-            await client.delete(name)
+            await self._command(lambda: client.delete(name))
         except FAILURES as exc:
             raise self._failure("delete", exc) from exc
 
