@@ -18,6 +18,7 @@ Starlette's own middleware, with satchel's lifecycle:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -102,19 +103,18 @@ class SessionMiddleware:
         app: ASGIApp,
         settings: Mapping[str, Any] | SessionConfig | None = None,
         *,
+        manager: AsyncSessionManager | None = None,
         store: AsyncStore | None = None,
         session_class: type[Session] = Session,
         clock: Clock = system_clock,
         **options: Any,
     ) -> None:
-        if isinstance(settings, SessionConfig):
-            parsed = settings
-        else:
-            flat = dict(settings or {})
-            flat.update((f"session.{name}", value) for name, value in options.items())
-            parsed = parse_session_settings(flat)
         self.app = app
-        self.manager = AsyncSessionManager(parsed, store, session_class, clock=clock)
+        #: One manager may serve several middleware instances (a framework that
+        #: wraps each route in its own): then they share the store.
+        self.manager = manager or session_manager(
+            settings, store=store, session_class=session_class, clock=clock, **options
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -136,6 +136,7 @@ class SessionMiddleware:
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start" and not request.finished:
+                adopt_replacement(scope, session, request)
                 opened = request.opened
                 set_cookies = await request.finish()
                 if opened:
@@ -169,6 +170,45 @@ class SessionMiddleware:
         await self.manager.close()
 
 
+def session_manager(
+    settings: Mapping[str, Any] | SessionConfig | None = None,
+    *,
+    store: AsyncStore | None = None,
+    session_class: type[Session] = Session,
+    clock: Clock = system_clock,
+    **options: Any,
+) -> AsyncSessionManager:
+    """The manager for ``settings`` (flat ``session.*`` names, a parsed config, and
+    keyword arguments naming settings without the prefix), checked now, at start-up."""
+    if isinstance(settings, SessionConfig):
+        parsed = settings
+    else:
+        flat = dict(settings or {})
+        flat.update((f"session.{name}", value) for name, value in options.items())
+        parsed = parse_session_settings(flat)
+    return AsyncSessionManager(parsed, store, session_class, clock=clock)
+
+
+def adopt_replacement(scope: Scope, stand_in: LazySession, request: AsyncRequestSession) -> None:
+    """Honour an application that put another value at ``scope["session"]`` (Litestar's
+    ``request.set_session(...)`` and ``clear_session()``): a mapping, a dataclass or a
+    pydantic model becomes the session's content; anything else ends the session."""
+    current: Any = scope.get(SCOPE_KEY)
+    if current is stand_in:
+        return
+    session = request.get()
+    if hasattr(current, "model_dump"):
+        current = current.model_dump(mode="json")
+    elif dataclasses.is_dataclass(current) and not isinstance(current, type):
+        current = dataclasses.asdict(current)
+    if isinstance(current, Mapping):
+        replacement = dict(current)
+        session.clear()
+        session.update(replacement)
+    else:
+        session.invalidate()
+
+
 def cookie_header(scope: Scope) -> str | None:
     """The request's ``Cookie`` header (several joined, as HTTP/2 may send them)."""
     values = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
@@ -185,4 +225,4 @@ def response_headers(raw: Any, set_cookies: list[str]) -> list[tuple[bytes, byte
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
-__all__ = ["SCOPE_KEY", "AsyncRequestSession", "SessionMiddleware", "cookie_header"]
+__all__ = ["SCOPE_KEY", "AsyncRequestSession", "SessionMiddleware", "cookie_header", "session_manager"]
