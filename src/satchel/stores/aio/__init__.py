@@ -3,9 +3,9 @@
 :func:`open_async_store` opens the async store for a session's store settings.
 Redis (and Redis Cluster) speak ``redis.asyncio``, SQL SQLAlchemy's asyncio
 extension; memory is called on the loop (it never blocks). The file store,
-memcached (no maintained async client exposes ``gets``/``cas``/``add`` on a ring
-of servers the way pymemcache's does) and third-party stores run their sync
-store in worker threads (:class:`ThreadedStore`).
+memcached and third-party stores run their sync store in worker threads
+(:class:`ThreadedStore`): aiomcache has ``gets``/``cas``/``add`` but speaks to one
+server, and the memcached store's ring of servers with failover is pymemcache's.
 """
 
 from __future__ import annotations
