@@ -191,3 +191,38 @@ def test_settings_given_as_keyword_arguments() -> None:
     with TestClient(app) as client:
         client.get("/incr")
         assert client.get("/incr").text == "2"
+
+
+def test_without_cookie_on_exception_a_failed_request_changes_nothing(store: CountingAsyncStore) -> None:
+    app = make_starlette({"session.cookie_on_exception": "false"}, store=store)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.get("/incr")
+        assert client.get("/broken").status_code == 500
+        assert client.get("/dump").json() == {"count": 1}
+
+
+def test_secure_auto_marks_the_cookie_secure_on_https_requests(store: CountingAsyncStore) -> None:
+    auto = {"session.secure": "auto"}
+    with TestClient(make_starlette(auto, store=store), base_url="https://testserver") as client:
+        assert "secure" in client.get("/incr").headers["set-cookie"].lower()
+    with TestClient(make_starlette(auto, store=store), base_url="http://testserver") as client:
+        assert "secure" not in client.get("/incr").headers["set-cookie"].lower()
+
+
+def test_real_session_is_in_the_scope_for_code_that_needs_a_dict(store: CountingAsyncStore) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from satchel.asgi import SessionMiddleware
+    from satchel.session import Session
+    from tests.support.apps import BASE_SETTINGS
+
+    async def real(request: Request) -> JSONResponse:
+        session = request.scope["satchel.get_session"]()
+        return JSONResponse({"is_dict": isinstance(session, dict) and isinstance(session, Session)})
+
+    app = SessionMiddleware(Starlette(routes=[Route("/real", real)]), BASE_SETTINGS, store=store)
+    with TestClient(app) as client:
+        assert client.get("/real").json() == {"is_dict": True}
