@@ -37,9 +37,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import hashlib  # noqa: E402
+import os  # noqa: E402
+
 import servers  # noqa: E402
 
-SECRET = secrets.token_hex(32)
+#: Every process of one run (the HTTP part's workers) must share the keys.
+SECRET = os.environ.get("SATCHEL_BENCH_SECRET") or secrets.token_hex(32)
+ENCRYPT_KEY = hashlib.sha256(f"{SECRET}:encrypt".encode()).hexdigest()
 VIEWS = ("incr", "read")
 Call = Callable[[str, str | None], Any]
 
@@ -212,7 +217,7 @@ def contenders(redis_url: str, tmp: Path) -> list[Contender]:
     satchel_redis = {"session.secret": SECRET, "session.type": "redis", "session.url": redis_url,
                      "session.key_prefix": "bench-satchel:"}
     satchel_cookie = {"session.secret": SECRET, "session.type": "cookie",
-                      "session.encrypt_key": secrets.token_hex(32)}
+                      "session.encrypt_key": ENCRYPT_KEY}
     out = [Contender("starlette", "none (floor)", "-", starlette_app(False), True)]
     out.append(Contender("starlette", "Starlette SessionMiddleware", "signed cookie",
                          StarletteSessions(starlette_app(True), secret_key=SECRET), True))
@@ -232,7 +237,7 @@ def contenders(redis_url: str, tmp: Path) -> list[Contender]:
     app = litestar_app([], [server_side.middleware], True)
     app.stores.register(server_side.store, LitestarRedis.with_client(url=redis_url, namespace="bench-ls"))
     out.append(Contender("litestar", "Litestar server-side", "redis", app, True, redis=True))
-    client_side = CookieBackendConfig(secret=secrets.token_bytes(16))
+    client_side = CookieBackendConfig(secret=bytes.fromhex(ENCRYPT_KEY)[:16])
     out.append(Contender("litestar", "Litestar client-side", "encrypted cookie",
                          litestar_app([], [client_side.middleware], True), True))
     out.append(Contender("litestar", "satchel", "redis", litestar_app([SessionPlugin(satchel_redis)], [], True), True,
