@@ -16,11 +16,13 @@ from tests.system.test_no_lost_updates import KEYS, burst, workload
 STORES = ("memory", "file", "sqlite", "postgresql", "mariadb", "redis", "rediscluster", "memcached")
 
 
-@pytest.fixture(scope="module", params=[(store, n) for store in STORES for n in (1, 2)], ids=lambda p: f"{p[0]}-{p[1]}")
+#: (store, uvicorn processes); a memory store lives in one process.
+SETUPS = [(store, n) for store in STORES for n in (1, 2) if not (store == "memory" and n == 2)]
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=lambda p: f"{p[0]}-{p[1]}")
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     store, processes = request.param
-    if store == "memory" and processes == 2:
-        pytest.skip("a memory store lives in one process")
     with deployed_asgi(store, "aconc", processes) as running:
         yield running
 
