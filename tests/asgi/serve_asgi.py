@@ -1,5 +1,6 @@
-"""A Starlette app with satchel sessions, served by uvicorn in a process of its own:
-the ASGI twin of ``tests/support/serve_app.py`` (same views, same ``/stats``).
+"""A Starlette (or, with ``--framework fastapi``, FastAPI) app with satchel sessions,
+served by uvicorn in a process of its own: the ASGI twin of ``tests/support/serve_app.py``
+(same views, same ``/stats``).
 
 Run it as ``python tests/asgi/serve_asgi.py --port 0 --settings-json '{...}'``;
 the first line on stdout is ``serving on 127.0.0.1:PORT`` once the socket listens.
@@ -139,10 +140,16 @@ ROUTES = [
 ]
 
 
-def make_app(settings: dict[str, Any]) -> Any:
+def make_app(settings: dict[str, Any], framework: str = "starlette") -> Any:
     parsed = parse_session_settings(settings)
     store = None if parsed.client_side else StatsStore(open_async_store(parsed.store))
-    inner = SessionMiddleware(Starlette(routes=ROUTES), parsed, store=store)
+    if framework == "fastapi":
+        from fastapi import FastAPI
+
+        routed: Any = FastAPI(routes=ROUTES)
+    else:
+        routed = Starlette(routes=ROUTES)
+    inner = SessionMiddleware(routed, parsed, store=store)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         # Commit errors reach here before any response was sent: answer them as the WSGI twin does.
@@ -164,6 +171,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--settings-json", required=True)
     parser.add_argument("--exit-with-stdin", action="store_true")
+    parser.add_argument("--framework", choices=("starlette", "fastapi"), default="starlette")
     parser.add_argument("--threads", type=int, default=0, help="accepted for the WSGI twin's launcher; unused")
     args = parser.parse_args()
     sock = socket.socket()
@@ -172,7 +180,9 @@ def main() -> None:
     sock.listen(128)
     if args.exit_with_stdin:
         threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-    config = uvicorn.Config(make_app(json.loads(args.settings_json)), log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        make_app(json.loads(args.settings_json), args.framework), log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     print(f"serving on 127.0.0.1:{sock.getsockname()[1]}", flush=True)
     server.run(sockets=[sock])

@@ -18,6 +18,9 @@ SERVE_ASGI = Path(__file__).with_name("serve_asgi.py")
 class AsgiServer(AppServer):
     """``serve_asgi.py`` under uvicorn (one worker), on a port the system picks."""
 
+    #: Which framework routes the twin's views: "starlette" or "fastapi".
+    framework = "starlette"
+
     def launch(self) -> None:
         self._log = open(self.log_path, "ab")  # closed in stop()
         self.process = subprocess.Popen(
@@ -27,6 +30,8 @@ class AsgiServer(AppServer):
                 "--port",
                 "0",
                 "--exit-with-stdin",
+                "--framework",
+                self.framework,
                 "--settings-json",
                 json.dumps(self.settings),
             ],
