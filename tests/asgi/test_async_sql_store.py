@@ -93,6 +93,19 @@ class TestAsyncMariaDB(AsyncSQLContract):
         need_port("127.0.0.1", 3306, "MariaDB")
         return MARIADB_URL
 
+    def test_record_over_the_servers_packet_limit_is_refused_before_sending(self, async_store: AsyncStore) -> None:
+        from satchel.errors import StoreError
+
+        async def scenario() -> None:
+            await async_store.count()  # reads the server's limit with the table
+            limit = async_store.packet_limit  # type: ignore[attr-defined]
+            assert limit
+            with pytest.raises(StoreError, match="max_allowed_packet"):
+                await async_store.save(new_key(), b"x" * limit, 60, None)
+            await async_store.close()
+
+        asyncio.run(scenario())
+
 
 def test_sync_drivers_are_swapped_for_async_ones() -> None:
     assert async_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"  # psycopg 3 is both

@@ -22,6 +22,7 @@ from ..sql import (
     DEFAULT_TABLE_NAME,
     FLAGS,
     PURGE_BATCH,
+    STATEMENT_OVERHEAD,
     SQLStore,
     Statements,
     _new_version,
@@ -102,6 +103,8 @@ class AsyncSQLStore(AsyncStore):
         self._address = engine.url.render_as_string(hide_password=True)
         self._owns_engine = owns_engine
         self._table_ready = False
+        #: MariaDB/MySQL's max_allowed_packet, read with the table: the largest statement.
+        self.packet_limit: int | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, clock: Clock = system_clock) -> AsyncStore:
@@ -176,6 +179,9 @@ class AsyncSQLStore(AsyncStore):
             return [column["name"] for column in inspector.get_columns(table.name, schema=table.schema)]
 
         found = await connection.run_sync(columns)
+        if connection.dialect.name in ("mysql", "mariadb"):
+            limit = await connection.execute(sa.text("SELECT @@max_allowed_packet"))
+            self.packet_limit = int(limit.scalar_one())
         if found is None:
             await connection.run_sync(table.create)
         elif not {name.lower() for name in found} >= set(COLUMNS):
@@ -200,6 +206,13 @@ class AsyncSQLStore(AsyncStore):
 
     async def save(self, key: str, data: bytes, ttl: int | None, expected_version: Version | None) -> Version | None:
         check_key(key)
+        if not self._table_ready:
+            await self._open_table()
+        if self.packet_limit is not None and len(data) + STATEMENT_OVERHEAD > self.packet_limit:
+            raise StoreError(
+                f"a record of {len(data)} bytes is over the max_allowed_packet of the sql store's server at "
+                f"{self._address} ({self.packet_limit} bytes): raise it on the server, or keep less in the session"
+            )
         now = self._now_ms()
         version = _new_version()
         row = {
