@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_record, split_record, store_key
 from ..config import SessionConfig
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
-from ..stores.aio.base import AsyncStore
 from ..stores.base import Store
 from ..throttled import ThrottledLog
 from . import cookies
@@ -25,6 +24,9 @@ from .ops import Delete, Load, Pause, Save, Steps, Touch
 from .outage import OutageLog
 from .timeouts import Timeouts
 from .users import UserIndex
+
+if TYPE_CHECKING:
+    from ..stores.aio.base import AsyncStore
 
 log = logging.getLogger("satchel")
 security_log = logging.getLogger("satchel.security")
