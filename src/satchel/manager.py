@@ -115,7 +115,7 @@ class SessionManager:
             observer = self.telemetry if self.telemetry is not None else UNOBSERVED
             self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
         #: Reads Beaker's records while ``session.beaker_transition`` is on.
-        self.beaker = _beaker_reader(settings)
+        self.beaker = beaker_reader(settings)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
 
     def open_request(self, cookie_header: str | None) -> Session:
@@ -180,7 +180,8 @@ class SessionManager:
             self.beaker.close()
 
 
-def _beaker_reader(settings: SessionConfig) -> BeakerReader | None:
+def beaker_reader(settings: SessionConfig) -> BeakerReader | None:
+    """The reader of Beaker's records the transition needs, or None when it is off."""
     if settings.beaker is None or settings.client_side:
         return None
     from .beaker.readers import open_reader

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..beaker.records import beaker_cookie_id
 from ..beaker.transition import Transition
@@ -26,6 +26,9 @@ from .ops import Delete, Load, Pause, Save, Steps, Touch
 from .outage import OutageLog
 from .timeouts import Timeouts
 from .users import UserIndex
+
+if TYPE_CHECKING:
+    from ..stores.aio.base import AsyncStore
 
 log = logging.getLogger("satchel")
 security_log = logging.getLogger("satchel.security")
@@ -48,7 +51,7 @@ class ServerSessions:
         settings: SessionConfig,
         clock: Clock,
         session_class: type[Session],
-        store: Store,
+        store: Store | AsyncStore,
         observer: events.Observer = events.UNOBSERVED,
     ) -> None:
         """``store`` is consulted for its name and default record cap only: policies do no I/O.

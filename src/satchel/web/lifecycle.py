@@ -13,11 +13,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Literal, Protocol
 
+from ..config import SessionConfig
 from ..manager import SessionManager
 from ..session import Session
 
 log = logging.getLogger("satchel")
+
+#: What the end of a request does with its session: commit it, discard its changes
+#: (keeping its ``invalidate()``) and send what that says, or discard and send nothing.
+Ending = Literal["commit", "discard", "discard silently"]
+
+
+class SessionSource(Protocol):
+    """What a lazy session stand-in reads: the session once opened, and how to open it."""
+
+    @property
+    def session(self) -> Session | None: ...
+
+    def get(self) -> Session: ...
+
+
+def ending(settings: SessionConfig, session: Session, *, failed: bool, cookie_deliverable: bool) -> Ending:
+    """The one rule for every adapter, sync or async, on how a request's session ends."""
+    if failed and not settings.cookie_on_exception:
+        return "discard"
+    if not cookie_deliverable and _needs_new_cookie(session):
+        return "discard silently"  # a new id the client never learns would strand the session
+    return "commit"
 
 
 class RequestSession:
@@ -60,14 +84,13 @@ class RequestSession:
         if session is None:
             return []
         secure = self._is_secure()
-        if failed and not self.manager.settings.cookie_on_exception:
-            headers = self.manager.discard(session, secure)
-        elif not cookie_deliverable and _needs_new_cookie(session):
-            # A new id the client never learns would strand the session.
-            self.manager.discard(session, secure)
-            headers = []
-        else:
+        end = ending(self.manager.settings, session, failed=failed, cookie_deliverable=cookie_deliverable)
+        if end == "commit":
             headers = self.manager.commit(session, secure)
+        else:
+            headers = self.manager.discard(session, secure)
+            if end == "discard silently":
+                headers = []
         if headers and not cookie_deliverable:
             log.info("the session cookie was not sent: the application raised before its response started")
         self._headers = headers if cookie_deliverable else []

@@ -23,7 +23,7 @@ from ..manager import SessionManager
 from ..session import Session
 from ..stores import Store
 from .headers import vary_cookie
-from .lifecycle import RequestSession
+from .lifecycle import RequestSession, SessionSource
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -52,11 +52,11 @@ class LazySession(MutableMapping[str, Any]):
 
     __slots__ = ("_satchel_request",)
 
-    def __init__(self, request: RequestSession) -> None:
+    def __init__(self, request: SessionSource) -> None:
         object.__setattr__(self, "_satchel_request", request)
 
     def _session(self) -> Session:
-        request: RequestSession = object.__getattribute__(self, "_satchel_request")
+        request: SessionSource = object.__getattribute__(self, "_satchel_request")
         return request.get()
 
     def __getattr__(self, name: str) -> Any:
@@ -93,7 +93,7 @@ class LazySession(MutableMapping[str, Any]):
         return self
 
     def __repr__(self) -> str:
-        request: RequestSession = object.__getattribute__(self, "_satchel_request")
+        request: SessionSource = object.__getattribute__(self, "_satchel_request")
         if request.session is None:
             return "<LazySession (not loaded)>"
         return repr(request.session)
