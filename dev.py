@@ -75,7 +75,7 @@ def docs() -> int:
 
 def test(extra: list[str]) -> int:
     ensure_env("dev")
-    lint_paths = [p for p in ("src", "tests", "bench", "dev.py") if (ROOT / p).exists()]
+    lint_paths = [p for p in ("src", "tests", "bench", "docs", "dev.py") if (ROOT / p).exists()]
     for step in (
         [BIN / "ruff", "check", *lint_paths],
         [BIN / "mypy"],
