@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         getattr(args, "subparser", parser).print_help(sys.stderr)
         return 2
+    common.put_ini_first(args)
     try:
         with common.log_to_stderr():
             code = handler(args)

@@ -65,7 +65,7 @@ def add_commands(commands: Any) -> None:
     cache.set_defaults(handler=None, subparser=cache)
     clear = cache_commands.add_parser("clear", help="invalidate a cache region in every process")
     clear.add_argument("region", metavar="REGION")
-    ini_arguments(clear)
+    ini_arguments(clear, operand="region")
     clear.add_argument(
         "--soft", action="store_true", help="serve old values while new ones are computed (dogpile's soft invalidation)"
     )

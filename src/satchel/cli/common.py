@@ -80,8 +80,11 @@ def log_to_stderr() -> Iterator[None]:
 # -- the application's settings ---------------------------------------------------------
 
 
-def ini_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("file", metavar="FILE.ini", help="the application's INI file")
+def ini_arguments(parser: argparse.ArgumentParser, operand: str | None = None) -> argparse.ArgumentParser:
+    """The INI file (and ``--section``); ``operand`` names the command's other positional
+    argument, which may come before the file (today's order) or after it (Pyramid's)."""
+    parser.add_argument("file", metavar="FILE.ini", help="the application's INI file (first or last)")
+    parser.set_defaults(operand=operand)
     parser.add_argument(
         "--section",
         metavar="SECTION",
@@ -89,6 +92,22 @@ def ini_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "(default: [app:main], or the section that configures satchel)",
     )
     return parser
+
+
+def put_ini_first(args: argparse.Namespace) -> None:
+    """Accept ``satchel sessions show app.ini ID`` as Pyramid's commands take their file
+    (``pshell app.ini``), as well as ``satchel sessions show ID app.ini``."""
+    operand = getattr(args, "operand", None)
+    if operand is None:
+        return
+    value = getattr(args, operand)
+    if _names_ini_file(value) and not _names_ini_file(args.file):
+        setattr(args, operand, args.file)
+        args.file = value
+
+
+def _names_ini_file(text: str) -> bool:
+    return text.lower().endswith(".ini") or Path(text).is_file()
 
 
 def load(args: argparse.Namespace) -> tuple[IniSection, dict[str, str]]:

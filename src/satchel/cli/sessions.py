@@ -181,7 +181,7 @@ def add_commands(commands: Any) -> None:
     count.set_defaults(handler=cmd_sessions_count)
     show = session_commands.add_parser("show", help="print one session as JSON, without changing anything")
     show.add_argument("id", metavar="ID", help="the cookie's value (id.signature), the session id, or the store key")
-    ini_arguments(show)
+    ini_arguments(show, operand="id")
     show.set_defaults(handler=cmd_sessions_show)
     purge = session_commands.add_parser("purge", help="remove expired sessions from the store")
     ini_arguments(purge)
