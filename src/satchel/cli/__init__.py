@@ -70,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SatchelError as exc:
         err(f"satchel: error: {exc}")
         return 1
+    except ModuleNotFoundError as exc:
+        if not exc.name:
+            raise
+        err(f"satchel: error: {exc.name} is not installed: {common.install_hint(exc.name)}")
+        return 1
     except KeyboardInterrupt:
         err("satchel: interrupted")
         return 130

@@ -7,6 +7,7 @@ from typing import Any
 
 from .common import (
     CommandError,
+    cache_driver_problems,
     has_cache,
     ini_arguments,
     load,
@@ -22,7 +23,7 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     if not has_cache(settings):
         raise CommandError(f"[{section.name}] in {section.path} has no cache.* settings")
     build = regions_builder()
-    missing = missing_cache_dirs(settings)
+    missing = cache_driver_problems(settings) + missing_cache_dirs(settings)
     if missing:
         raise CommandError(missing[0])
     with settings_warnings():

@@ -10,6 +10,7 @@ from ..config import SessionConfig, find_section, section_settings
 from ..errors import SatchelError
 from .common import (
     CommandError,
+    cache_driver_problems,
     has_cache,
     has_sessions,
     ini_arguments,
@@ -17,6 +18,7 @@ from .common import (
     out,
     regions_builder,
     session_config,
+    session_driver_problems,
     settings_warnings,
 )
 
@@ -58,7 +60,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             out(f"error: {exc}")
             failed = True
         else:
-            out(f"session: ok: {describe(config)}")
+            problems = session_driver_problems(config)
+            for problem in problems:
+                out(f"error: {problem}")
+            if not problems:
+                out(f"session: ok: {describe(config)}")
+            failed = failed or bool(problems)
             for warning in config.warnings:
                 out(f"warning: {warning}")
     if has_cache(settings):
@@ -74,7 +81,7 @@ def _check_cache(settings: Mapping[str, Any]) -> bool:
         out(f"error: {exc}")
         return True
     try:
-        missing = missing_cache_dirs(settings)
+        missing = missing_cache_dirs(settings) + cache_driver_problems(settings)
         if missing:
             for problem in missing:
                 out(f"error: {problem}")
