@@ -6,7 +6,7 @@
     python3 dev.py docs   # build the documentation site into build/docs
 
 Each creates ``.venv`` the first time and installs what it needs there: the demo
-only satchel with Pyramid and waitress, the others requirements-dev.txt.
+only satchel with Pyramid, dogpile.cache and waitress, the others requirements-dev.txt.
 They install again whenever pyproject.toml or requirements-dev.txt changes.
 """
 
@@ -26,7 +26,7 @@ DOCS_OUT = ROOT / "build" / "docs"
 
 #: What each chore installs, and the line that says so while it happens.
 SETUPS = {
-    "demo": (["-e", ".[demo]"], "satchel with Pyramid and waitress"),
+    "demo": (["-e", ".[demo]"], "satchel with Pyramid, dogpile.cache and waitress"),
     "dev": (["-r", "requirements-dev.txt"], "satchel with every extra and the development tools"),
 }
 
@@ -56,7 +56,8 @@ def ensure_env(setup: str) -> None:
     print(f"Installing {what} into .venv (first run, or the requirements changed)...", flush=True)
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
-    pip = [BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # -qq: pip's errors only; its exit status says whether the install worked.
+    pip = [BIN / "python", "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     if run(*pip, *args, quiet=True) != 0:
         sys.exit(f"could not install {what} into .venv")
     stamp.write_text(wanted)
