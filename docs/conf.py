@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE / "_ext")]
 
 import satchel  # noqa: E402  (the source tree above, not an installed copy)
+
+# Pyramid imports pkg_resources, which warns on import; the API page imports Pyramid.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 project = "satchel"
 author = "The satchel developers"
