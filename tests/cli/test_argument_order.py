@@ -36,7 +36,8 @@ def stored_cookie(ini: Path) -> str:
 def test_sessions_show_takes_the_file_first_or_last(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
     cookie = stored_cookie(ini)
     shown = []
-    for argv in (["sessions", "show", str(ini), cookie], ["sessions", "show", cookie, str(ini)]):
+    # "--": a session id may start with "-", which argparse would take for an option.
+    for argv in (["sessions", "show", "--", str(ini), cookie], ["sessions", "show", "--", cookie, str(ini)]):
         assert main(argv) == 0
         shown.append(json.loads(capsys.readouterr().out))
     assert shown[0] == shown[1]

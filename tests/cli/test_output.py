@@ -41,5 +41,5 @@ def test_sessions_show_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     manager.store.close()
     cookie = header.split(";")[0].split("=", 1)[1]
 
-    code, err = run_into_closed_pipe("sessions", "show", cookie, str(ini))
+    code, err = run_into_closed_pipe("sessions", "show", "--", cookie, str(ini))  # "--": an id may start with "-"
     assert (code, err) == (EXIT_BROKEN_PIPE, "")
