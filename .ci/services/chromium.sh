@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Headless Chromium from Debian's packages, for the browser tests (driven by Playwright
-# for Python, which the dev extras install; it never downloads a browser of its own).
+# for Python, which requirements-dev.txt installs; it never downloads a browser of its own).
 set -euo pipefail
 if [[ ! -x /usr/bin/chromium ]]; then
     export DEBIAN_FRONTEND=noninteractive

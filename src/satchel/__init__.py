@@ -18,6 +18,22 @@ from .session import Session as Session
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "BadData",
+    "ConfigurationError",
+    "NotSerializable",
+    "SatchelError",
+    "Session",
+    "SessionConflict",
+    "SessionManager",
+    "SessionTooLarge",
+    "StoreError",
+    "StoreUnavailable",
+    "includeme",
+    "parse_session_settings",
+    "session_factory_from_settings",
+]
+
 
 def includeme(config: Any) -> None:
     """Pyramid entry point for ``config.include("satchel")``."""

@@ -11,3 +11,14 @@ from .web.wsgi import SessionMiddleware as SessionMiddleware
 from .web.wsgi import filter_app_factory as filter_app_factory
 from .web.wsgi import filter_factory as filter_factory
 from .web.wsgi import filter_settings as filter_settings
+
+__all__ = [
+    "BEAKER_KEY",
+    "ENVIRON_KEY",
+    "GET_SESSION_KEY",
+    "LazySession",
+    "SessionMiddleware",
+    "filter_app_factory",
+    "filter_factory",
+    "filter_settings",
+]

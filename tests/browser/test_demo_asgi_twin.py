@@ -18,8 +18,8 @@ def demo_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
     import uvicorn
     from paste.deploy import appconfig
 
-    from satchel_demo import main
-    from satchel_demo.asgi import create_app
+    from satchel.demo import main
+    from satchel.demo.asgi import create_app
 
     here = tmp_path_factory.mktemp("demo")
     ini = Path(__file__).resolve().parents[2] / "demo.ini"
@@ -48,21 +48,21 @@ def test_pyramid_login_and_asgi_note_are_one_session(demo_urls: tuple[str, str],
         page = browser.new_page()
         page.goto(pyramid + "/")
         page.fill("input[name=user]", "ada")
-        page.click("text=Log in")
+        page.click("button:has-text('Log in')")
         assert page.text_content("#user") == "ada"
 
         page.goto(asgi + "/")  # cookies belong to the host, whatever the port
         assert page.text_content("#user") == "ada"
         assert page.text_content("#visits") == "2"
         page.fill("input[name=note]", "from the twin")
-        page.click("text=Add note")
+        page.click("button:has-text('Add note')")
         assert "Saved note from ASGI: from the twin" in page.text_content(".flash")
         assert page.text_content("#notes") == "from the twin"
 
         page.goto(pyramid + "/")
         assert page.text_content("#notes") == "from the twin"
         assert page.query_selector(".flash") is None  # shown once, by the twin
-        page.click("text=Log out")
+        page.click("button:has-text('Log out')")
         page.goto(asgi + "/")
         assert page.query_selector("#user") is None
         page.screenshot(path=str(tmp_path / "twin.png"))

@@ -212,7 +212,8 @@ def test_sessions_show(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
     path = record_path(ini, store_key(session_id))
     before = (path.read_bytes(), path.stat().st_mtime)
 
-    code, out, err = run(capsys, "sessions", "show", cookie, str(ini))
+    # "--" throughout: a session id may start with "-", which argparse would take for an option.
+    code, out, err = run(capsys, "sessions", "show", "--", cookie, str(ini))
     assert code == 0, err
     shown = json.loads(out)
     assert shown["id"] == session_id
@@ -227,7 +228,7 @@ def test_sessions_show(capsys: pytest.CaptureFixture[str], ini: Path) -> None:
 
     # The same session by bare id, by store key, and as a browser shows the cookie.
     for ident in (session_id, store_key(session_id), f"sid={cookie}", f'other=1; sid="{cookie}"'):
-        code, out, _ = run(capsys, "sessions", "show", ident, str(ini))
+        code, out, _ = run(capsys, "sessions", "show", "--", ident, str(ini))
         assert code == 0 and json.loads(out)["data"]["user"] == "alice"
     assert (path.read_bytes(), path.stat().st_mtime) == before  # showing changed nothing
 
@@ -237,7 +238,7 @@ def test_sessions_show_refuses_what_it_cannot_trust(capsys: pytest.CaptureFixtur
     cookie = new_session(manager, user="alice")
     session_id, _, signature = cookie.rpartition(".")
     forged = f"{session_id}.{'A' * len(signature)}"
-    code, _, err = run(capsys, "sessions", "show", forged, str(ini))
+    code, _, err = run(capsys, "sessions", "show", "--", forged, str(ini))
     assert code == 1 and "signature does not match session.secret" in err
     code, _, err = run(capsys, "sessions", "show", "x" * 43, str(ini))
     assert code == 1 and "no such session" in err
@@ -256,7 +257,7 @@ def test_sessions_show_corrupt_record_is_reported_not_removed(capsys: pytest.Cap
     header, _, _ = path.read_bytes().partition(b"\n")
     path.write_bytes(header + b"\nS1 not a record")
     os.utime(path, (time.time() + 600, time.time() + 600))
-    code, _, err = run(capsys, "sessions", "show", cookie, str(ini))
+    code, _, err = run(capsys, "sessions", "show", "--", cookie, str(ini))
     assert code == 1 and "cannot be decoded" in err
     assert path.exists()
 

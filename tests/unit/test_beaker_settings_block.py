@@ -25,7 +25,7 @@ session.secret = 0cb243f53ad865a0f70099c0414ffe9cfcfe03ac
 def write_ini(tmp_path: Path, block: str) -> Path:
     ini = tmp_path / "app.ini"
     ini.write_text(
-        "[app:main]\nuse = call:satchel_demo:main\npyramid.includes =\n" + block,
+        "[app:main]\nuse = call:satchel.demo:main\npyramid.includes =\n" + block,
         encoding="utf-8",
     )
     return ini

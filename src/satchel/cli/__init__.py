@@ -9,6 +9,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,20 @@ from .common import CommandError as CommandError
 from .common import err
 from .sessions import resolve_session as resolve_session
 from .sessions import run_with_progress as run_with_progress
+
+#: A shell's status for a command stopped by SIGPIPE (128 + 13), as ``cat`` and ``grep`` end.
+EXIT_BROKEN_PIPE = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         getattr(args, "subparser", parser).print_help(sys.stderr)
         return 2
+    common.put_ini_first(args)
     try:
         with common.log_to_stderr():
-            return handler(args)
+            code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped early (``| head``): what it wanted was printed.
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except SatchelError as exc:
         err(f"satchel: error: {exc}")
+        return 1
+    except ModuleNotFoundError as exc:
+        if not exc.name:
+            raise
+        err(f"satchel: error: {exc.name} is not installed: {common.install_hint(exc.name)}")
         return 1
     except KeyboardInterrupt:
         err("satchel: interrupted")

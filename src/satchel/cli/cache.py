@@ -7,6 +7,7 @@ from typing import Any
 
 from .common import (
     CommandError,
+    cache_driver_problems,
     has_cache,
     ini_arguments,
     load,
@@ -22,7 +23,7 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
     if not has_cache(settings):
         raise CommandError(f"[{section.name}] in {section.path} has no cache.* settings")
     build = regions_builder()
-    missing = missing_cache_dirs(settings)
+    missing = cache_driver_problems(settings) + missing_cache_dirs(settings)
     if missing:
         raise CommandError(missing[0])
     with settings_warnings():
@@ -65,7 +66,7 @@ def add_commands(commands: Any) -> None:
     cache.set_defaults(handler=None, subparser=cache)
     clear = cache_commands.add_parser("clear", help="invalidate a cache region in every process")
     clear.add_argument("region", metavar="REGION")
-    ini_arguments(clear)
+    ini_arguments(clear, operand="region")
     clear.add_argument(
         "--soft", action="store_true", help="serve old values while new ones are computed (dogpile's soft invalidation)"
     )

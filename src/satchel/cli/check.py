@@ -11,6 +11,7 @@ from ..errors import SatchelError
 from ..health import Probe, probe_region, probe_store, server_facts
 from .common import (
     CommandError,
+    cache_driver_problems,
     has_cache,
     has_sessions,
     ini_arguments,
@@ -18,6 +19,7 @@ from .common import (
     out,
     regions_builder,
     session_config,
+    session_driver_problems,
     settings_warnings,
 )
 
@@ -59,7 +61,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             out(f"error: {exc}")
             failed = True
         else:
-            out(f"session: ok: {describe(config)}")
+            problems = session_driver_problems(config)
+            for problem in problems:
+                out(f"error: {problem}")
+            if not problems:
+                out(f"session: ok: {describe(config)}")
+            failed = failed or bool(problems)
             for warning in config.warnings:
                 out(f"warning: {warning}")
             if args.connect and not config.client_side:
@@ -113,7 +120,7 @@ def _check_cache(settings: Mapping[str, Any], connect: bool = False, timeout: fl
         out(f"error: {exc}")
         return True
     try:
-        missing = missing_cache_dirs(settings)
+        missing = missing_cache_dirs(settings) + cache_driver_problems(settings)
         if missing:
             for problem in missing:
                 out(f"error: {problem}")

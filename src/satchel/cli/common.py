@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -80,8 +81,11 @@ def log_to_stderr() -> Iterator[None]:
 # -- the application's settings ---------------------------------------------------------
 
 
-def ini_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("file", metavar="FILE.ini", help="the application's INI file")
+def ini_arguments(parser: argparse.ArgumentParser, operand: str | None = None) -> argparse.ArgumentParser:
+    """The INI file (and ``--section``); ``operand`` names the command's other positional
+    argument, which may come before the file (today's order) or after it (Pyramid's)."""
+    parser.add_argument("file", metavar="FILE.ini", help="the application's INI file (first or last)")
+    parser.set_defaults(operand=operand)
     parser.add_argument(
         "--section",
         metavar="SECTION",
@@ -89,6 +93,22 @@ def ini_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "(default: [app:main], or the section that configures satchel)",
     )
     return parser
+
+
+def put_ini_first(args: argparse.Namespace) -> None:
+    """Accept ``satchel sessions show app.ini ID`` as Pyramid's commands take their file
+    (``pshell app.ini``), as well as ``satchel sessions show ID app.ini``."""
+    operand = getattr(args, "operand", None)
+    if operand is None:
+        return
+    value = getattr(args, operand)
+    if _names_ini_file(value) and not _names_ini_file(args.file):
+        setattr(args, operand, args.file)
+        args.file = value
+
+
+def _names_ini_file(text: str) -> bool:
+    return text.lower().endswith(".ini") or Path(text).is_file()
 
 
 def load(args: argparse.Namespace) -> tuple[IniSection, dict[str, str]]:
@@ -115,9 +135,60 @@ def session_config(section: IniSection, settings: Mapping[str, Any]) -> SessionC
         return parse_session_settings(settings)
 
 
+#: The package each store or cache backend type imports.
+DRIVERS = {"redis": "redis", "rediscluster": "redis", "memcached": "pymemcache", "sql": "sqlalchemy"}
+#: The extra that installs a package satchel may need.
+EXTRA_OF = {
+    "redis": "redis",
+    "pymemcache": "memcached",
+    "sqlalchemy": "sql",
+    "psycopg": "postgresql",
+    "pymysql": "mysql",
+    "cryptography": "cookie",
+    "dogpile": "cache",
+    "pyramid": "pyramid",
+}
+
+
+def install_hint(module: str) -> str:
+    top = module.split(".")[0]
+    extra = EXTRA_OF.get(top.lower())
+    return f'pip install "satchel[{extra}]"' if extra else f"pip install {top}"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def session_driver_problems(config: SessionConfig) -> list[str]:
+    """What the session settings need that is not installed, each with its install hint."""
+    needs = []
+    if not config.client_side and config.store.type in DRIVERS:
+        needs.append((f"session.type = {config.store.type}", DRIVERS[config.store.type]))
+    if config.encrypt_keys:
+        needs.append(("session.encrypt_key", "cryptography"))
+    return [f"{what} needs {module}: {install_hint(module)}" for what, module in needs if not _installed(module)]
+
+
+def cache_driver_problems(settings: Mapping[str, Any]) -> list[str]:
+    """What the cache regions need that is not installed, each with its install hint."""
+    regions = parse_cache_settings(settings).regions
+    return [
+        f"cache region {name} (type {region.type}) needs {DRIVERS[region.type]}: {install_hint(DRIVERS[region.type])}"
+        for name, region in sorted(regions.items())
+        if region.type in DRIVERS and not _installed(DRIVERS[region.type])
+    ]
+
+
 def open_session_store(config: SessionConfig, purpose: str) -> Store:
     """The application's store, refused where the command would find nothing or create it."""
     store = config.store
+    problems = session_driver_problems(config)
+    if problems:
+        raise CommandError(problems[0])
     if config.client_side:
         raise CommandError(
             f"session.type = cookie keeps each session in the browser's cookie: there is no store to {purpose}"

@@ -16,6 +16,7 @@ from ..codecs import Signer, decode_body, split_record, store_key
 from ..config import SessionConfig
 from ..errors import BadData
 from ..policy import cookies
+from ..policy.server import MOVED_MARKER
 from .common import CommandError, ini_arguments, load, open_session_store, out, session_config
 
 T = TypeVar("T")
@@ -34,7 +35,10 @@ def cmd_sessions_count(args: argparse.Namespace) -> int:
     section, settings = load(args)
     store = open_session_store(session_config(section, settings), "count")
     try:
-        total = store.count()
+        # regenerate_id leaves a short-lived marker under the old id: not a visitor's session.
+        total = store.count_excluding(MOVED_MARKER)
+        if total is None:
+            total = store.count()
     finally:
         store.close()
     if total is None:
@@ -177,7 +181,7 @@ def add_commands(commands: Any) -> None:
     count.set_defaults(handler=cmd_sessions_count)
     show = session_commands.add_parser("show", help="print one session as JSON, without changing anything")
     show.add_argument("id", metavar="ID", help="the cookie's value (id.signature), the session id, or the store key")
-    ini_arguments(show)
+    ini_arguments(show, operand="id")
     show.set_defaults(handler=cmd_sessions_show)
     purge = session_commands.add_parser("purge", help="remove expired sessions from the store")
     ini_arguments(purge)

@@ -13,6 +13,9 @@ CACHE_PREFIXES = ("cache.", "beaker.cache.")
 
 #: How alike a typo and a name must be (difflib's ratio) for the name to be suggested.
 SIMILAR = 0.6
+#: How alike a setting's first word must be to "session" or "cache" to look like a slip:
+#: close enough for ``sesion`` and ``cahce``, far enough for ``version``.
+PREFIX_SIMILAR = 0.8
 
 
 def collect(settings: Mapping[str, Any], prefixes: Iterable[str]) -> dict[str, Any]:
@@ -65,3 +68,30 @@ def unknown_setting(option: str, prefix: str, known: Iterable[str]) -> Configura
     near = nearest(option, known)
     hint = f"; did you mean {prefix}{near}?" if near else ""
     return ConfigurationError(f"unknown setting {prefix}{option}{hint}", prefix + option)
+
+
+def misspelled_prefixes(settings: Iterable[str]) -> list[str]:
+    """Warnings for setting names that look like ``session.*`` or ``cache.*`` misspelled.
+
+    Such a setting would be ignored without a word (``sesion.type = file`` leaves the
+    memory store in place), so the application is told at start-up.
+    """
+    warnings = []
+    for name in sorted(settings):
+        beaker = "beaker." if name.startswith("beaker.") else ""
+        word, dot, option = name[len(beaker) :].partition(".")
+        meant = _prefix_meant(word) if dot else None
+        if meant is not None:
+            warnings.append(f"setting {name} is ignored: did you mean {beaker}{meant}.{option}?")
+    return warnings
+
+
+def _prefix_meant(word: str) -> str | None:
+    lowered = word.lower()
+    for prefix in ("session", "cache"):
+        if word == prefix:
+            return None
+        similar = difflib.SequenceMatcher(None, lowered, prefix).ratio() >= PREFIX_SIMILAR
+        if similar or _swapped(lowered, prefix):
+            return prefix
+    return None

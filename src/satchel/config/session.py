@@ -34,7 +34,7 @@ from .coerce import (
     as_str,
     uncommented,
 )
-from .names import SESSION_PREFIXES, collect
+from .names import SESSION_PREFIXES, collect, misspelled_prefixes
 from .secrets import is_guessable
 from .store import StoreConfig, check_required, split_options
 
@@ -250,6 +250,7 @@ def parse_session_settings(settings: Mapping[str, Any], prefixes: Iterable[str] 
     values = split.own
     warnings += split.warnings
     warnings += _compatibility_warnings(values, shown, store_type)
+    warnings += misspelled_prefixes(settings)
     secrets = _secrets(values, shown)
     cookie = CookieConfig(**{_COOKIE_FIELDS[k]: v for k, v in values.items() if k in _COOKIE_FIELDS})
     if cookie.samesite == "None" and cookie.secure is False:

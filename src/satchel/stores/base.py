@@ -104,5 +104,10 @@ class Store(ABC):
         """How many records the store holds, or ``None`` where it cannot tell cheaply."""
         return None
 
+    def count_excluding(self, data: bytes) -> int | None:
+        """How many live records hold anything but exactly ``data``, or ``None`` where
+        the store cannot tell. Reads every record on most stores: meant for statistics."""
+        return None
+
     def close(self) -> None:
         """Release connections, files and threads the store holds."""

@@ -263,3 +263,14 @@ class FileStore(Store):
             except FileNotFoundError:
                 pass
         return total
+
+    def count_excluding(self, data: bytes) -> int:
+        now = self.clock()
+        total = 0
+        for entry in self._entries():
+            if entry.name.startswith(".tmp-"):
+                continue
+            record = self._read(Path(entry.path), now)
+            if record is not None and record.data != data:
+                total += 1
+        return total

@@ -86,6 +86,11 @@ class MemoryStore(Store):
         with self._lock:
             return len(self._records)
 
+    def count_excluding(self, data: bytes) -> int:
+        now = self.clock()
+        with self._lock:
+            return sum(1 for key, record in self._records.items() if record.data != data and self._live(key, now))
+
     def close(self) -> None:
         with self._lock:
             self._records.clear()

@@ -33,8 +33,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..clock import Clock, system_clock
@@ -114,6 +115,8 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 #: Every exception of redis-py a store turns into one of satchel's. redis-py's
 #: parsers raise ValueError on a reply that is not RESP (another server on the port).
+T = TypeVar("T")
+
 FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, rx.RedisError, ValueError)
 
 
@@ -230,6 +233,20 @@ def _as_seconds(value: Any, key: str) -> float:
     if not seconds > 0:
         raise ConfigurationError(f"{key} must be more than 0 seconds, not {value!r}", key)
     return seconds
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _holds_other_than(reply: Any, data: bytes) -> bool:
+    """Whether an ``HMGET v d`` reply is a record whose data is not ``data`` (an error
+    reply is a key of another type, a missing version a record deleted meanwhile)."""
+    if isinstance(reply, Exception) or reply[0] is None:
+        return False
+    return bool((reply[1] or b"") != data)
 
 
 def _glob_escape(text: str) -> str:
@@ -363,6 +380,22 @@ class _RedisBase(Store):
         try:
             client, _ = self._server()
             return sum(1 for _ in client.scan_iter(match=_glob_escape(self.key_prefix) + "*", count=1000))
+        except FAILURES as exc:
+            raise self._failure("count", exc) from exc
+
+    def count_excluding(self, data: bytes) -> int:
+        """Records under the prefix whose data is not ``data``: a SCAN, then one pipelined
+        read of the data field per batch of keys."""
+        try:
+            client, _ = self._server()
+            names = client.scan_iter(match=_glob_escape(self.key_prefix) + "*", count=1000)
+            total = 0
+            for batch in _batches(names, 1000):
+                pipe = client.pipeline(transaction=False)
+                for name in batch:
+                    pipe.hmget(name, "v", "d")
+                total += sum(1 for reply in pipe.execute(raise_on_error=False) if _holds_other_than(reply, data))
+            return total
         except FAILURES as exc:
             raise self._failure("count", exc) from exc
 

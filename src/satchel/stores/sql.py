@@ -139,6 +139,7 @@ class Statements:
     touch: sa.Update
     delete: sa.Delete
     count: sa.Select[Any]
+    count_excluding: sa.Select[Any]
     purge: sa.Delete
 
     @classmethod
@@ -167,6 +168,7 @@ class Statements:
             touch=table.update().where(key, live).values(expires_at=bind("new_expires")),
             delete=table.delete().where(key),
             count=sa.select(sa.func.count()).select_from(table).where(live),
+            count_excluding=sa.select(sa.func.count()).select_from(table).where(live, c.data != bind("excluded")),
             purge=purge,
         )
 
@@ -542,6 +544,10 @@ class SQLStore(Store):
 
     def count(self) -> int:
         row = self._run(self.statements.count, {"now": self._now_ms()}, fetch=True)
+        return int(row[0])
+
+    def count_excluding(self, data: bytes) -> int:
+        row = self._run(self.statements.count_excluding, {"now": self._now_ms(), "excluded": data}, fetch=True)
         return int(row[0])
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ Served beside the Pyramid demo with the same ``session.*`` settings (the
 ``[app:main]`` section of ``demo.ini``), it sees the same visitor: who logged
 in there, the notes, the flash messages; a note added here shows there.
 
-    uvicorn --factory satchel_demo.asgi:from_ini --port 6544    # beside `python3 dev.py demo`
+    uvicorn --factory satchel.demo.asgi:from_ini --port 6544    # beside `python3 dev.py demo`
 """
 
 from __future__ import annotations
@@ -22,26 +22,34 @@ from starlette.routing import Route
 from satchel.asgi import SessionMiddleware
 from satchel.config import find_section, section_settings
 
-from . import PAGE
+from ..session import Session
+from . import PAGE, SITE, STYLE
+
+
+def session_of(request: Request) -> Session:
+    """The request's satchel session (Starlette types ``request.session`` as a dict)."""
+    session: Session = request.session  # type: ignore[assignment]
+    return session
 
 DEMO_INI = Path(__file__).resolve().parents[2] / "demo.ini"
 
 
 def page(request: Request, title: str, body: str, status: int = 200) -> Response:
     flashes = "".join(
-        f'<p class="flash" role="status">{html.escape(str(m))}</p>' for m in request.session.pop_flash()
+        f'<p class="flash" role="status">{html.escape(str(m))}</p>' for m in session_of(request).pop_flash()
     )
-    return HTMLResponse(PAGE.format(title=title, flashes=flashes, body=body), status_code=status)
+    text = PAGE.format(head_title=f"{title} · {SITE}", style=STYLE, site=SITE, title=title, flashes=flashes, body=body)
+    return HTMLResponse(text, status_code=status)
 
 
 def csrf_field(request: Request) -> str:
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(request.session.get_csrf_token())}">'
+    return f'<input type="hidden" name="csrf_token" value="{html.escape(session_of(request).get_csrf_token())}">'
 
 
 async def form(request: Request) -> dict[str, str] | None:
     """The posted form, or None when its CSRF token is not the session's."""
     fields = {name: values[0] for name, values in parse_qs((await request.body()).decode("utf-8")).items()}
-    return fields if fields.get("csrf_token") == request.session.get_csrf_token() else None
+    return fields if fields.get("csrf_token") == session_of(request).get_csrf_token() else None
 
 
 async def home(request: Request) -> Response:
@@ -66,16 +74,15 @@ async def add_note(request: Request) -> Response:
     note = fields.get("note", "").strip()[:200]
     if note:
         request.session.setdefault("notes", []).append(note)
-        request.session.flash(f"Saved note from ASGI: {note}")
+        session_of(request).flash(f"Saved note from ASGI: {note}")
     return RedirectResponse("/", status_code=303)
 
 
-def create_app(settings: dict[str, Any]) -> Starlette:
+def create_app(settings: dict[str, Any]) -> SessionMiddleware:
     app = Starlette(routes=[Route("/", home), Route("/notes", add_note, methods=["POST"])])
-    app.add_middleware(SessionMiddleware, settings={k: v for k, v in settings.items() if k.startswith("session.")})
-    return app
+    return SessionMiddleware(app, settings={k: v for k, v in settings.items() if k.startswith("session.")})
 
 
-def from_ini(path: str | Path = DEMO_INI) -> Starlette:
+def from_ini(path: str | Path = DEMO_INI) -> SessionMiddleware:
     """The twin on the settings of ``demo.ini``'s ``[app:main]`` (``%(here)s`` resolved)."""
     return create_app(section_settings(find_section(path, "app:main")))
