@@ -59,6 +59,30 @@ def available() -> bool:
     return metrics is not None
 
 
+#: The modules of the providers the OpenTelemetry API installs by itself (proxies
+#: and no-ops): with only those, every measurement would go nowhere.
+_API_DEFAULTS = ("opentelemetry.metrics", "opentelemetry.trace")
+
+
+def configured() -> bool:
+    """True when an application set a meter or tracer provider of its own (an SDK,
+    ``opentelemetry-instrument``) before satchel started: then measurements have
+    somewhere to go."""
+    if metrics is None or trace is None:
+        return False
+    providers = (metrics.get_meter_provider(), trace.get_tracer_provider())
+    return any(not type(provider).__module__.startswith(_API_DEFAULTS) for provider in providers)
+
+
+def wanted(setting: bool | None) -> bool:
+    """Whether telemetry is on: ``True``/``False`` as set; ``None`` (auto, the default)
+    when OpenTelemetry is installed and configured, so an application that reports
+    nothing pays nothing."""
+    if setting is None:
+        return available() and configured()
+    return setting and available()
+
+
 def outcome_of(op: Op, reply: Any) -> str:
     """What a store operation's result means: a load's hit or miss, a save's conflict."""
     if isinstance(op, Load):
@@ -254,9 +278,9 @@ class Trip:
                 self.span.set_status(trace.Status(trace.StatusCode.ERROR, error))
 
 
-def session_telemetry(store: Store | None, enabled: bool = True) -> SessionTelemetry | None:
-    """The telemetry of a manager's store, or None when off or OpenTelemetry is absent."""
-    if not enabled or not available():
+def session_telemetry(store: Store | None, enabled: bool | None = None) -> SessionTelemetry | None:
+    """The telemetry of a manager's store, or None when off (see :func:`wanted`)."""
+    if not wanted(enabled):
         return None
     return SessionTelemetry(store.name if store is not None else "cookie")
 
@@ -288,9 +312,9 @@ class CacheTelemetry:
         self.counts.add(attributes, count)
 
 
-def cache_telemetry(region: str, enabled: bool = True) -> CacheTelemetry | None:
-    """The counter of a cache region, or None when off or OpenTelemetry is absent."""
-    if not enabled or not available():
+def cache_telemetry(region: str, enabled: bool | None = None) -> CacheTelemetry | None:
+    """The counter of a cache region, or None when off (see :func:`wanted`)."""
+    if not wanted(enabled):
         return None
     return CacheTelemetry(region)
 

@@ -33,6 +33,7 @@ def reader() -> Iterator[InMemoryMetricReader]:
 
 def region(reader: InMemoryMetricReader, **settings: str) -> CacheRegion:
     """A region ``r`` from settings, its counter reporting to ``reader``."""
+    settings = {"telemetry": "true", **settings}
     built = regions_from_settings({"cache.regions": "r", **{f"cache.{k}": v for k, v in settings.items()}})["r"]
     backend = built.backend
     while not isinstance(backend, MetricsProxy):
@@ -112,4 +113,11 @@ def test_backend_errors_are_counted_while_values_are_served_uncached(reader: InM
 
 def test_region_with_telemetry_off_is_not_wrapped() -> None:
     cache = regions_from_settings({"cache.regions": "r", "cache.type": "memory", "cache.telemetry": "false"})["r"]
+    assert not isinstance(cache.backend, ProxyBackend)
+
+
+def test_regions_are_not_counted_when_no_provider_is_configured() -> None:
+    """auto, the default: without a meter or tracer provider of the application's,
+    counting would go nowhere, so a region is not wrapped."""
+    cache = regions_from_settings({"cache.regions": "r", "cache.type": "memory"})["r"]
     assert not isinstance(cache.backend, ProxyBackend)

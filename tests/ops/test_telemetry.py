@@ -319,3 +319,9 @@ assert manager.telemetry is None
 assert not [name for name in sys.modules if name.startswith("opentelemetry.")]
 """
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_telemetry_is_off_by_default_without_a_configured_provider(clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    assert config.telemetry is None
+    assert SessionManager(config, clock=clock).telemetry is None

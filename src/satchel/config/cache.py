@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .beaker import GONE, TYPES
-from .coerce import Coercer, as_bool, as_int, as_optional_seconds, as_optional_str, as_str, as_words
+from .coerce import Coercer, as_auto_bool, as_bool, as_int, as_optional_seconds, as_optional_str, as_str, as_words
 from .names import CACHE_PREFIXES, collect, unknown_setting
 from .urls import mask_urls
 
@@ -75,7 +75,7 @@ REGION_OPTIONS: dict[str, Coercer] = {
     "schema_name": as_optional_str,
     "memcache_module": as_optional_str,
     "bind": _any,
-    "telemetry": as_bool,
+    "telemetry": as_auto_bool,
 }
 #: Options valid only for all regions at once.
 GLOBAL_OPTIONS: dict[str, Coercer] = {"regions": as_words, **REGION_OPTIONS}
@@ -105,7 +105,7 @@ class RegionConfig:
     sa_options: Mapping[str, Any] = field(default_factory=dict)
     engine: Any = None
     #: Hits, misses, creations and errors counted through OpenTelemetry, when it is installed.
-    telemetry: bool = True
+    telemetry: bool | None = None
 
     @property
     def shared(self) -> bool:
@@ -280,7 +280,7 @@ def _region(
         schema_name=values.get("schema_name"),
         sa_options=dict(sa_options),
         engine=engine,
-        telemetry=values.get("telemetry", True),
+        telemetry=values.get("telemetry"),
     )
 
 

@@ -197,3 +197,10 @@ def as_mapping(value: Any, key: str) -> dict[str, Any]:
 def as_is(value: Any, key: str) -> Any:
     """For objects only Python settings can give (an Engine, a client)."""
     return value
+
+
+def as_auto_bool(value: Any, key: str) -> bool | None:
+    """``auto`` (None: decided at start-up), or true/false."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return as_bool(value, key)

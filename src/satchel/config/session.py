@@ -23,6 +23,7 @@ from .beaker import store_name
 from .coerce import (
     MAX_SECONDS,
     Coercer,
+    as_auto_bool,
     as_bool,
     as_cookie_expires,
     as_int,
@@ -94,8 +95,9 @@ class SessionConfig:
     #: "raise": StoreUnavailable reaches the app; "fresh": a request whose session
     #: cannot be loaded gets an empty, unsaved session marked ``store_unavailable``.
     on_store_error: str = "raise"
-    #: Metrics and traces through OpenTelemetry, when ``opentelemetry-api`` is installed.
-    telemetry: bool = True
+    #: Metrics and traces through OpenTelemetry: True, False, or None (auto: on when
+    #: ``opentelemetry-api`` is installed and the application configured a provider).
+    telemetry: bool | None = None
     #: Set by ``beaker_transition = true``: convert the sessions of Beaker's cookies.
     beaker: BeakerSource | None = None
     warnings: tuple[str, ...] = ()
@@ -203,7 +205,7 @@ SESSION_OPTIONS: dict[str, Coercer] = {
     "merge_retries": _whole(0),
     "max_cookies": _whole(1, MAX_COOKIES),
     "on_store_error": _one_of("raise", "fresh"),
-    "telemetry": uncommented(as_bool),
+    "telemetry": uncommented(as_auto_bool),
     "beaker_transition": uncommented(as_bool),
     "constant_csrf_token": uncommented(_constant_csrf_token),
     "beaker_table_name": as_optional_str,
