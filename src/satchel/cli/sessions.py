@@ -17,6 +17,7 @@ from ..config import SessionConfig
 from ..errors import BadData
 from ..policy import cookies
 from ..policy.server import MOVED_MARKER
+from ..policy.timeouts import Timeouts
 from .common import CommandError, ini_arguments, load, open_session_store, out, session_config
 
 T = TypeVar("T")
@@ -80,10 +81,11 @@ def _when(timestamp: float | None) -> str | None:
 
 
 def _state(config: SessionConfig, created: float, accessed: float, expires_at: float | None, now: float) -> str:
-    """Whether the application would still accept the session, as the manager decides it on load."""
-    if config.absolute_timeout is not None and created + config.absolute_timeout <= now:
+    """Whether the application would still accept the session: the policy's own rules."""
+    timeouts = Timeouts(config)
+    if timeouts.past_absolute(created, now):
         return "expired: absolute timeout passed"
-    if expires_at is None and config.timeout is not None and accessed + config.timeout <= now:
+    if expires_at is None and timeouts.idle_expired(accessed, now):
         return "expired: idle timeout passed"
     return "active"
 
