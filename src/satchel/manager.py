@@ -18,7 +18,21 @@ from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.events import UNOBSERVED
 from .policy.merge import merge as merge
-from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Steps, Touch
+from .policy.ops import (
+    Count,
+    Delete,
+    DeleteBeaker,
+    Done,
+    Load,
+    Op,
+    Pause,
+    Purge,
+    ReadBeaker,
+    Save,
+    Steps,
+    Touch,
+    advance,
+)
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
@@ -68,11 +82,7 @@ def run(store: Store | None, steps: Steps[T], trip: Trip | None = None, beaker: 
     ``trip`` (telemetry is on) each operation is timed and counted."""
     reply: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            op = steps.send(reply) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    while not isinstance(op := advance(steps, reply, failure), Done):
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
@@ -83,6 +93,7 @@ def run(store: Store | None, steps: Steps[T], trip: Trip | None = None, beaker: 
             failure = None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
+    return op.value
 
 
 class SessionManager:

@@ -17,7 +17,21 @@ from ..errors import ConfigurationError
 from ..manager import WRITE_LOCK_STRIPES, beaker_reader
 from ..manager import run as run_without_io
 from ..policy.cookie import CookieSessions
-from ..policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Steps, Touch
+from ..policy.ops import (
+    Count,
+    Delete,
+    DeleteBeaker,
+    Done,
+    Load,
+    Op,
+    Pause,
+    Purge,
+    ReadBeaker,
+    Save,
+    Steps,
+    Touch,
+    advance,
+)
 from ..policy.server import Moved, ServerSessions
 from ..session import Session
 from ..stores.aio import AsyncStore, open_async_store
@@ -57,17 +71,14 @@ async def run(store: AsyncStore | None, steps: Steps[T], beaker: BeakerReader | 
     """Drive a policy step to its result on an async store (see :func:`satchel.manager.run`)."""
     reply: Any = None
     failure: BaseException | None = None
-    while True:
-        try:
-            op = steps.send(reply) if failure is None else steps.throw(failure)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    while not isinstance(op := advance(steps, reply, failure), Done):
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
             reply, failure = await perform(store, op, beaker), None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
+    return op.value
 
 
 class AsyncSessionManager:

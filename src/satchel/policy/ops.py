@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..stores.base import Version
 
@@ -90,3 +90,20 @@ def immediately(value: T) -> Steps[T]:
     """A step that needs no store: it returns ``value`` at once."""
     return value
     yield  # pragma: no cover - the yield makes this a generator
+
+
+@dataclass(frozen=True, slots=True)
+class Done(Generic[T]):
+    """A policy step's result: it asks for no more operations."""
+
+    value: T
+
+
+def advance(steps: Steps[T], reply: Any, failure: BaseException | None) -> Op | Done[T]:
+    """The step's next operation once the last one's ``reply`` is sent in (or its
+    ``failure`` thrown in), or :class:`Done` with the step's result. Every runner,
+    sync or async, drives a step with this; only how it carries an operation out differs."""
+    try:
+        return steps.send(reply) if failure is None else steps.throw(failure)
+    except StopIteration as done:
+        return Done(done.value)
