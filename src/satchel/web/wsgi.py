@@ -98,21 +98,6 @@ class LazySession(MutableMapping[str, Any]):
             return "<LazySession (not loaded)>"
         return repr(request.session)
 
-    # -- Beaker's names, for applications moving from environ["beaker.session"] --
-
-    def delete(self) -> None:
-        """Beaker's ``delete()``: the same as :meth:`Session.invalidate`."""
-        self._session().invalidate()
-
-    def persist(self) -> None:
-        """Beaker's ``persist()``: the session is saved at the end of the request anyway."""
-        self._session().save()
-
-    @property
-    def is_new(self) -> bool:
-        """Beaker's name for :attr:`Session.new`."""
-        return self._session().new
-
 
 class SessionMiddleware:
     """Sessions for a WSGI application: ``app = SessionMiddleware(app, settings)``.
