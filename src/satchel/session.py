@@ -10,13 +10,33 @@ the CSRF token as they are now, and the intents the view expressed
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .clock import Clock, system_clock
-from .codecs import check_value, decode_body, encode_body, encode_value, new_session_id, new_token, only_plain
-from .errors import NotSerializable
+from .codecs import (
+    Entries,
+    all_plain_flash,
+    check_value,
+    decode_body,
+    encode_body,
+    encode_piece,
+    encode_tail,
+    encode_value,
+    new_session_id,
+    new_token,
+    only_plain,
+    open_body,
+)
+from .codecs.tagged import IMMUTABLE_TYPES
+from .errors import BadData, NotSerializable
+
+log = logging.getLogger("satchel.security")
+
+#: More changed keys than this and the body is encoded whole instead of line by line.
+SPLICE_LIMIT = 32
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +90,19 @@ def _mutation(method: F) -> F:
     return write  # type: ignore[return-value]
 
 
+def _whole(name: str) -> Any:
+    """``dict``'s method ``name``, after the values still encoded have been decoded."""
+    method = getattr(dict, name)
+
+    @functools.wraps(method)
+    def read(self: Session, *args: Any) -> Any:
+        if self._entries is not None:
+            self._materialize()
+        return method(self, *args)
+
+    return read
+
+
 class Session(dict[str, Any]):
     """A dict that persists itself at the end of the request.
 
@@ -81,12 +114,17 @@ class Session(dict[str, Any]):
     (``session["cart"][item] = 1``) are found without help, and merge with a
     concurrent request's changes at the leaf; :meth:`changed` is still there for
     code that calls it.
+
+    A loaded session decodes a value when the view first reads it; reading the
+    session whole (iterating it, ``len``, ``items()``, comparing it) decodes the
+    rest. At commit only what the view touched is encoded (see :meth:`changed_body`).
     """
 
     def __init__(
         self,
         data: Mapping[str, Any] | None = None,
         *,
+        entries: Entries | None = None,
         id: str | None = None,
         created: float | None = None,
         accessed: float | None = None,
@@ -99,6 +137,18 @@ class Session(dict[str, Any]):
         clock: Clock = system_clock,
     ) -> None:
         super().__init__(data or ())
+        #: The loaded data's values still encoded, decoded one by one as they are read.
+        self._entries = entries
+        #: Keys decoded from ``_entries``, with the JSON they were decoded from.
+        self._fetched: dict[str, bytes] = {}
+        #: Keys of ``_entries`` deleted by this request.
+        self._removed: set[str] = set()
+        #: Keys of ``_entries`` whose value did not decode: absent for the view.
+        self._unreadable: set[str] = set()
+        if entries is not None and (first := entries.first()) is not None:
+            # Code that reads a dict's storage directly (the json module's C encoder
+            # answers "{}" for an empty one) must not take the session for empty.
+            self._missing_value(first[0])
         #: Where the session reads the time (the policy's clock).
         self.clock = clock
         now = clock()
@@ -163,14 +213,101 @@ class Session(dict[str, Any]):
 
     # -- what the policy reads ----------------------------------------------------
 
-    def unchanged(self) -> bool:
-        """True when nothing can have changed since the load, without encoding: no write
-        through a method, and no value that could have been changed in place."""
-        return not (self.written or self.marked_changed or self.flash_queues) and only_plain(self)
+    def changed_body(self) -> bytes | None:
+        """The body to store when the loaded session changed (or :meth:`changed` was
+        called), else None; NotSerializable naming a key that cannot be stored.
+
+        Only what the view touched is encoded: the values it set, and the mutable
+        values (lists, dicts, sets...) it was handed, compared with the JSON they
+        were read from. Values it only read as str, numbers and other immutable
+        types cost nothing.
+        """
+        assert self.loaded is not None
+        loaded, forced = self.loaded.body, self.marked_changed
+        if self._entries is not None:
+            body = self._splice(self._entries)
+            if body is not None:
+                return body if forced or body != loaded else None
+            self._materialize()
+        if not (self.written or forced or self.flash_queues) and only_plain(self):
+            return None
+        body = encode_body(self, self.flash_queues, self.csrf, self.user_id)
+        if forced or body == loaded:
+            return body if forced else None
+        # Written another way (whole, by an earlier version, or tagged where it no
+        # longer needs to be): compare what it holds, not how it was written.
+        try:
+            was = decode_body(loaded)
+            same = body == encode_body(was.data, was.flash, was.csrf, was.user)
+        except (BadData, NotSerializable):
+            same = False
+        return None if same else body
 
     def encode(self) -> bytes:
         """The session's body as it is now (NotSerializable naming a key that cannot be stored)."""
+        if self._entries is not None:
+            body = self._splice(self._entries)
+            if body is not None:
+                return body
+            self._materialize()
         return encode_body(self, self.flash_queues, self.csrf, self.user_id)
+
+    def _splice(self, entries: Entries) -> bytes | None:
+        """The loaded body with the lines of what the view changed replaced; the loaded
+        body itself when nothing changed; None when it must be encoded whole (a plain
+        body that now needs tags, or many changes)."""
+        tagged, fetched = entries.tagged, self._fetched
+        changed: dict[str, bytes] = {}
+        for key, value in dict.items(self):
+            before = fetched.get(key)
+            if before is not None and type(value) in IMMUTABLE_TYPES:
+                continue  # read, never set: what was stored
+            piece = encode_piece(value, key, tagged)
+            if piece is None:
+                return None
+            if piece != before:
+                changed[key] = piece
+        if not tagged and not all_plain_flash(self.flash_queues):
+            return None
+        tail = encode_tail(self.flash_queues, self.csrf, self.user_id, tagged)
+        if not changed and not self._removed and tail == entries.tail:
+            return entries.body
+        removed = self._removed | self._unreadable
+        if len(changed) + len(removed) > SPLICE_LIMIT:
+            return None
+        return entries.spliced(changed, removed, tail)
+
+    def _missing_value(self, key: str) -> Any:
+        """Decode ``key``'s value from the loaded body; KeyError when it has none."""
+        entries = self._entries
+        if entries is None or key in self._removed or key in self._unreadable:
+            raise KeyError(key)
+        piece = entries.piece(key)
+        if piece is None:
+            raise KeyError(key)
+        try:
+            value = entries.decode(piece)
+        except BadData as exc:
+            log.warning("stored session value %r is corrupt (%s); it reads as absent", key, exc)
+            self._unreadable.add(key)
+            raise KeyError(key) from None
+        dict.__setitem__(self, key, value)
+        self._fetched[key] = piece
+        return value
+
+    def _materialize(self) -> None:
+        """Decode every value still encoded: the session is a plain dict from now on."""
+        entries = self._entries
+        assert entries is not None
+        data, unreadable = entries.decode_all()
+        for what in unreadable:
+            log.warning("a stored session value is corrupt (%s); it reads as absent", what)
+        for key in self._removed:
+            data.pop(key, None)
+        data.update(dict.items(self))  # what the view set or was handed, in place
+        dict.clear(self)
+        dict.update(self, data)
+        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
 
     def replace_state(
         self, data: Mapping[str, Any], flash: dict[str, list[Any]], csrf: str | None, user_id: str | None
@@ -178,13 +315,48 @@ class Session(dict[str, Any]):
         """Take the state a merge produced (no write is marked: it is what is stored)."""
         dict.clear(self)
         dict.update(self, data)
+        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
         self.flash_queues, self.csrf, self.user_id = flash, csrf, user_id
 
-    def _snapshot(self) -> tuple[dict[str, Any], dict[str, list[Any]], str | None, str | None]:
-        return dict(self), {q: list(m) for q, m in self.flash_queues.items()}, self.csrf, self.user_id
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
+            dict(dict.items(self)),  # the storage as it is: dict.copy would decode the rest
+            self._entries,
+            dict(self._fetched),
+            set(self._removed),
+            {q: list(m) for q, m in self.flash_queues.items()},
+            self.csrf,
+            self.user_id,
+        )
 
-    def _restore(self, snapshot: tuple[dict[str, Any], dict[str, list[Any]], str | None, str | None]) -> None:
-        self.replace_state(*snapshot)
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        data, self._entries, self._fetched, self._removed, self.flash_queues, self.csrf, self.user_id = snapshot
+        dict.clear(self)
+        dict.update(self, data)
+
+    # -- reading the session whole decodes what is still encoded ------------------
+
+    keys = _whole("keys")
+    values = _whole("values")
+    items = _whole("items")
+    copy = _whole("copy")
+    __iter__ = _whole("__iter__")
+    __reversed__ = _whole("__reversed__")
+    __len__ = _whole("__len__")
+    __eq__ = _whole("__eq__")
+    __ne__ = _whole("__ne__")
+    __or__ = _whole("__or__")
+    __ror__ = _whole("__ror__")
+    __hash__ = None
+
+    def __bool__(self) -> bool:
+        if dict.__len__(self):
+            return True
+        if self._entries is None:
+            return False
+        if not (self._removed or self._unreadable):
+            return True  # a body written one entry per line holds at least one
+        return len(self) > 0
 
     # -- dict writes are checked so a bad value fails inside the view -----------
 
@@ -196,13 +368,29 @@ class Session(dict[str, Any]):
             raise NotSerializable(f"session keys must be str, not {type(key).__name__} ({key!r})", repr(key))
         check_value(value, key)
         dict.__setitem__(self, key, value)
+        if self._fetched:
+            self._fetched.pop(key, None)
         self.increments.pop(key, None)
 
     @_mutation
     def __delitem__(self, key: str) -> None:
         if _pyramid_key(key):
             return self._del_pyramid_key(key)
-        dict.__delitem__(self, key)
+        self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        """Delete ``key``, from the loaded body too; KeyError when the session has none."""
+        present = dict.__contains__(self, key)
+        if present:
+            dict.__delitem__(self, key)
+        entries = self._entries
+        if entries is not None and key not in self._removed and key not in self._unreadable:
+            if key in self._fetched or entries.piece(key) is not None:
+                self._removed.add(key)
+                present = True
+        if not present:
+            raise KeyError(key)
+        self._fetched.pop(key, None)
         self.increments.pop(key, None)
 
     @_mutation
@@ -211,10 +399,19 @@ class Session(dict[str, Any]):
             value = self[key]
             self._del_pyramid_key(key)
             return value
-        self.increments.pop(key, None)
-        return dict.pop(self, key, *default)
+        try:
+            value = self[key]
+        except KeyError:
+            if default:
+                return default[0]
+            raise
+        self._drop(key)
+        return value
+
     @_mutation
     def popitem(self) -> tuple[str, Any]:
+        if self._entries is not None:
+            self._materialize()
         key, value = dict.popitem(self)
         self.increments.pop(key, None)
         return key, value
@@ -222,6 +419,7 @@ class Session(dict[str, Any]):
     @_mutation
     def clear(self) -> None:
         dict.clear(self)
+        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
         self.increments.clear()
 
     @_mutation
@@ -240,6 +438,7 @@ class Session(dict[str, Any]):
         value: int | float = before + by
         check_value(value, key)
         dict.__setitem__(self, key, value)
+        self._fetched.pop(key, None)
         self.increments[key] = self.increments.get(key, 0) + by
         return value
 
@@ -265,6 +464,8 @@ class Session(dict[str, Any]):
         return self
 
     def __repr__(self) -> str:
+        if self._entries is not None:
+            self._materialize()
         return f"<{type(self).__name__} new={self.new} {dict.__repr__(self)}>"
 
     # -- ISession -------------------------------------------------------------
@@ -293,6 +494,7 @@ class Session(dict[str, Any]):
         if self.loaded is not None:
             self.ended.append(Ended(self.regenerated_from or self.id, self.loaded.user))
         dict.clear(self)
+        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
         self.increments = {}
         self.flash_queues, self.csrf, self.user_id = {}, None, None
         self._id = None
@@ -387,11 +589,12 @@ class Session(dict[str, Any]):
     def revert(self) -> None:
         """Undo this request's changes: back to the session as it was loaded (empty for a
         new one). Intents already expressed (``invalidate()``, a new id) stay."""
-        loaded = decode_body(self.loaded.body) if self.loaded is not None else None
+        loaded = open_body(self.loaded.body) if self.loaded is not None else None
         if loaded is None:
             self.replace_state({}, {}, None, None)
         else:
             self.replace_state(loaded.data, loaded.flash, loaded.csrf, loaded.user)
+            self._entries = loaded.entries
         self.written = self.marked_changed = False
 
     @property
@@ -413,14 +616,18 @@ class Session(dict[str, Any]):
     # Pyramid's sessions keep flash queues under "_f_<queue>" and the CSRF token under
     # "_csrft_"; code that reads or writes those keys gets satchel's queues and token.
 
-    def __getitem__(self, key: str) -> Any:
+    def __missing__(self, key: str) -> Any:
+        """A key the dict does not hold yet: Pyramid's flash and CSRF keys, or a value
+        still encoded in the loaded body."""
+        if type(key) is not str:
+            raise KeyError(key)
         if _pyramid_key(key):
             if key == CSRF_KEY:
                 if self.csrf is None:
                     raise KeyError(key)
                 return self.csrf
             return self.flash_queues[key[len(FLASH_PREFIX) :]]
-        return dict.__getitem__(self, key)
+        return self._missing_value(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -429,9 +636,19 @@ class Session(dict[str, Any]):
             return default
 
     def __contains__(self, key: object) -> bool:
-        if isinstance(key, str) and _pyramid_key(key):
+        if dict.__contains__(self, key):
+            return True
+        if type(key) is not str:
+            return False
+        if _pyramid_key(key):
             return self.csrf is not None if key == CSRF_KEY else key[len(FLASH_PREFIX) :] in self.flash_queues
-        return dict.__contains__(self, key)
+        entries = self._entries
+        return (
+            entries is not None
+            and key not in self._removed
+            and key not in self._unreadable
+            and entries.piece(key) is not None
+        )
 
     def _set_pyramid_key(self, key: str, value: Any) -> None:
         if key == CSRF_KEY:

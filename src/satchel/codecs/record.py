@@ -2,22 +2,33 @@
 
 ``S1 <created> <accessed>\\n{"d": data, "f": flash, "t": csrf token, "u": user}``
 
+The body is one JSON object. Its data is written one entry per line::
+
+    {"d":{
+    "cart":{"apple":2},
+    "user":"ada"
+    },"f":{"":["Saved"]},"t":"..."}
+
+JSON allows the line breaks, and compact JSON never writes one anywhere else, so a
+line that starts a top-level entry can be found by searching for it: a session is
+read a value at a time (:class:`Entries`), and a change to one key is written by
+replacing that key's line, without decoding or encoding the rest. A body written
+without the line breaks (by earlier versions, or with no data) reads whole.
+
 A body whose values hold tagged types (:mod:`.tagged`) starts ``{"x":1,``; any
 other body is plain JSON and decodes as such.
-
-Keeping the body apart from the header lets the policy tell "unchanged" by
-comparing body bytes, which also catches changes made inside nested values.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadData
-from .tagged import PLAIN_TYPES, READ_ERRORS, escaped, is_plain, untag_object
+from .tagged import PLAIN_TYPES, READ_ERRORS, escaped, is_plain, looks_tagged, untag_object
 from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
@@ -41,22 +52,33 @@ def _finite(text: str) -> float:
 _decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 _tagged_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_hook=untag_object)
 TAGGED_START = b'{"x":1,'
+_PLAIN_HEAD = '{"d":{'
+_TAGGED_HEAD = '{"x":1,"d":{'
+_LINED = (b'{"d":{\n', b'{"x":1,"d":{\n')
+#: Where the data of a body written one entry per line ends.
+_DATA_END = b"\n}"
 
 
 @dataclass(slots=True)
 class Body:
-    """What a session holds, decoded."""
+    """What a session holds, decoded; ``entries`` instead of ``data`` when the values
+    are left encoded until they are read (:func:`open_body`)."""
 
     data: dict[str, Any]
     flash: dict[str, list[Any]]
     csrf: str | None
     user: str | None = None
+    entries: Entries | None = None
 
 
 def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
     for value in data.values():
         if type(value) not in PLAIN_TYPES and not is_plain(value):
             return False
+    return all_plain_flash(flash)
+
+
+def all_plain_flash(flash: dict[str, list[Any]]) -> bool:
     for messages in flash.values():
         for message in messages:
             if type(message) not in PLAIN_TYPES and not is_plain(message):
@@ -64,45 +86,73 @@ def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
     return True
 
 
-def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:
-    """The body's JSON; NotSerializable naming the key when a value cannot be stored
-    (also a value changed in place after it was assigned)."""
-    body: dict[str, Any]
-    if _all_plain(data, flash):
-        body = {"d": data}
-    else:
-        body = {"x": 1, "d": escaped({key: to_json(value, key) for key, value in data.items()})}
-        flash = escaped(
-            {
-                queue: [to_json(message, f"flash queue {queue!r}") for message in messages]
-                for queue, messages in flash.items()
-            }
-        )
+def _meta(flash: dict[str, list[Any]], csrf: str | None, user: str | None, tagged: bool) -> dict[str, Any]:
+    """The body's members after the data: flash queues, CSRF token, user."""
+    meta: dict[str, Any] = {}
     if flash:
-        body["f"] = flash
+        meta["f"] = (
+            escaped({q: [to_json(m, f"flash queue {q!r}") for m in messages] for q, messages in flash.items()})
+            if tagged
+            else flash
+        )
     if csrf is not None:
-        body["t"] = csrf
+        meta["t"] = csrf
     if user is not None:
-        body["u"] = user
+        meta["u"] = user
+    return meta
+
+
+def encode_tail(flash: dict[str, list[Any]], csrf: str | None, user: str | None, tagged: bool) -> bytes:
+    """What follows a body's data: ``}``, or ``,"f":...}`` with the flash queues, token and user."""
+    meta = _meta(flash, csrf, user, tagged)
+    if not meta:
+        return b"}"
     try:
-        return dumps(body).encode("utf-8")
+        return b"," + dumps(meta)[1:].encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        # A number or text JSON cannot carry: find the key to name.
-        for key, value in data.items():
-            encode_value(value, key)
         for queue, messages in flash.items():
             encode_value(messages, f"flash queue {queue!r}")
         raise
 
 
-def decode_body(raw: bytes) -> Body:
-    """The body of a record, or BadData for anything that is not one."""
-    decoder = _tagged_decoder if raw.startswith(TAGGED_START) else _decoder
+def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:
+    """The body's JSON, one data entry per line; NotSerializable naming the key when a
+    value cannot be stored (also a value changed in place after it was assigned)."""
+    tagged = not _all_plain(data, flash)
     try:
-        body = decoder.decode(raw.decode("utf-8"))
-        data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
-    except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
-        raise BadData(f"session body is not valid: {exc}") from None
+        if not data or (tagged and looks_tagged(data)):
+            # Nothing to read a value at a time, or a lone "~key" a tagged body would
+            # read as a tag: the whole data as one JSON object.
+            whole = escaped({k: to_json(v, k) for k, v in data.items()}) if tagged else data
+            text = ('{"x":1,"d":' if tagged else '{"d":') + dumps(whole)
+        else:
+            enc = dumps
+            if tagged:
+                lines = ",".join([f"\n{enc(key)}:{enc(to_json(value, key))}" for key, value in data.items()])
+            else:
+                lines = ",".join([f"\n{enc(key)}:{enc(value)}" for key, value in data.items()])
+            text = (_TAGGED_HEAD if tagged else _PLAIN_HEAD) + lines + "\n}"
+        return text.encode("utf-8") + encode_tail(flash, csrf, user, tagged)
+    except (TypeError, ValueError, RecursionError):
+        # A number or text JSON cannot carry: find the key to name.
+        for key, value in data.items():
+            encode_value(value, key)
+        raise
+
+
+def encode_piece(value: Any, key: str, tagged: bool) -> bytes | None:
+    """One value's JSON as a body's line holds it; None when a plain body cannot hold
+    it (it needs tags). NotSerializable naming ``key`` when it cannot be stored."""
+    if not tagged and type(value) not in PLAIN_TYPES and not is_plain(value):
+        return None
+    try:
+        return dumps(to_json(value, key) if tagged else value).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        encode_value(value, key)
+        raise
+
+
+def _check_shape(data: Any, flash: Any, csrf: Any, user: Any) -> None:
     if (
         type(data) is not dict
         or type(flash) is not dict
@@ -111,9 +161,156 @@ def decode_body(raw: bytes) -> Body:
         or not (user is None or type(user) is str)
     ):
         raise BadData("session body has the wrong shape")
+
+
+def decode_body(raw: bytes) -> Body:
+    """The body of a record, decoded whole, or BadData for anything that is not one."""
+    decoder = _tagged_decoder if raw.startswith(TAGGED_START) else _decoder
+    try:
+        body = decoder.decode(raw.decode("utf-8"))
+        data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
+    except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
+        raise BadData(f"session body is not valid: {exc}") from None
+    _check_shape(data, flash, csrf, user)
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
         raise BadData(f"session body nests more than {MAX_DEPTH} levels deep")
     return Body(data, flash, csrf, user)
+
+
+def open_body(raw: bytes) -> Body:
+    """The body of a record with its data left encoded where it was written one entry
+    per line (:class:`Entries`); decoded whole otherwise. BadData for what is not a body
+    (a value that does not decode is found when it is read)."""
+    if not raw.startswith(_LINED):
+        return decode_body(raw)
+    tagged = raw.startswith(TAGGED_START)
+    start = len(_LINED[tagged]) - 1
+    end = raw.rfind(_DATA_END, start)  # the members after the data are short and hold no line break
+    tail = raw[end + len(_DATA_END) :]
+    if end < 0 or not (tail == b"}" or (tail.startswith(b",") and tail.endswith(b"}"))):
+        raise BadData("session body is not valid: its data does not end")
+    meta: Any = {}
+    if tail != b"}":
+        try:
+            meta = (_tagged_decoder if tagged else _decoder).decode("{" + tail[1:].decode("utf-8"))
+        except (*READ_ERRORS, UnicodeDecodeError) as exc:
+            raise BadData(f"session body is not valid: {exc}") from None
+    if type(meta) is not dict:
+        raise BadData("session body has the wrong shape")
+    flash, csrf, user = meta.get("f", {}), meta.get("t"), meta.get("u")
+    _check_shape({}, flash, csrf, user)
+    return Body({}, flash, csrf, user, Entries(raw, start, end, tagged))
+
+
+class Entries:
+    """A body's data still encoded, one entry per line: a value is found by searching
+    for its key's line and decoded when it is read; changes are written by replacing
+    lines. Every search and splice is a bytes operation, whatever the number of keys."""
+
+    __slots__ = ("body", "end", "start", "tagged")
+
+    def __init__(self, body: bytes, start: int, end: int, tagged: bool) -> None:
+        #: The whole body; the data's lines lie between ``start`` and ``end``.
+        self.body = body
+        self.start = start
+        self.end = end
+        #: Whether the body's values are read and written with tags.
+        self.tagged = tagged
+
+    @property
+    def tail(self) -> bytes:
+        """What follows the data: ``}`` or the flash queues, token and user."""
+        return self.body[self.end + len(_DATA_END) :]
+
+    def piece(self, key: str) -> bytes | None:
+        """The JSON of ``key``'s value as stored, or None when the body has no such key."""
+        needle = b"\n%s:" % dumps(key).encode("utf-8")
+        at = self.body.find(needle, self.start, self.end)
+        if at < 0:
+            return None
+        begin = at + len(needle)
+        stop = self.body.find(b"\n", begin, self.end)
+        stop = self.end if stop < 0 else stop
+        return self.body[begin : stop - 1 if self.body[stop - 1] == 0x2C else stop]  # 0x2C: the comma
+
+    def first(self) -> tuple[str, bytes] | None:
+        """The first entry's key and value JSON; None when its line is not one."""
+        stop = self.body.find(b"\n", self.start + 1, self.end)
+        line = self.body[self.start + 1 : self.end if stop < 0 else stop]
+        try:
+            key = _decoder.raw_decode(line.decode("utf-8"))[0]
+        except (*READ_ERRORS, UnicodeDecodeError):
+            return None
+        if type(key) is not str:
+            return None
+        piece = self.piece(key)
+        return None if piece is None else (key, piece)
+
+    def decode(self, piece: bytes) -> Any:
+        """One value from its JSON; BadData when it is not one a session can hold."""
+        decoder = _tagged_decoder if self.tagged else _decoder
+        try:
+            value = decoder.decode(piece.decode("utf-8"))
+        except (*READ_ERRORS, UnicodeDecodeError) as exc:
+            raise BadData(f"a session value is not valid: {exc}") from None
+        if piece.count(b"[") + piece.count(b"{") > MAX_DEPTH and too_deep(value):
+            raise BadData(f"a session value nests more than {MAX_DEPTH} levels deep")
+        return value
+
+    def decode_all(self) -> tuple[dict[str, Any], list[str]]:
+        """Every value, decoded in one go, and the keys of the lines that did not
+        decode (left out)."""
+        data = self.body[self.start - 1 : self.end + len(_DATA_END)]  # "{" + lines + "\n}"
+        decoder = _tagged_decoder if self.tagged else _decoder
+        try:
+            whole = decoder.decode(data.decode("utf-8"))
+            if type(whole) is dict and not (data.count(b"[") + data.count(b"{") > MAX_DEPTH and too_deep(whole)):
+                return whole, []
+        except (*READ_ERRORS, UnicodeDecodeError):
+            pass
+        out: dict[str, Any] = {}
+        bad: list[str] = []
+        for line in data[2:-2].split(b",\n"):  # one "key":value each
+            try:
+                text = line.decode("utf-8")
+                key, end = _decoder.raw_decode(text)
+                if type(key) is not str or text[end : end + 1] != ":":
+                    raise ValueError("not a session entry")
+                out[key] = self.decode(text[end + 1 :].encode("utf-8"))
+            except (*READ_ERRORS, UnicodeDecodeError, BadData):
+                bad.append(repr(line[:40]))
+        return out, bad
+
+    def spliced(self, changed: dict[str, bytes], removed: Collection[str], tail: bytes) -> bytes:
+        """The body with ``changed`` keys' lines replaced (or added at the end), the
+        ``removed`` keys' lines taken out, and ``tail`` after the data."""
+        lines = self.body[self.start : self.end]  # "\n" + entry, entries joined by ","
+        for key in removed:
+            lines = _without(lines, b"\n%s:" % dumps(key).encode("utf-8"))
+        for key, piece in changed.items():
+            needle = b"\n%s:" % dumps(key).encode("utf-8")
+            at = -1 if key in removed else lines.find(needle)
+            if at < 0:
+                lines = b"%s,%s%s" % (lines, needle, piece) if lines else needle + piece
+                continue
+            stop = lines.find(b"\n", at + 1)
+            stop = len(lines) if stop < 0 else stop
+            comma = b"," if lines[stop - 1] == 0x2C else b""
+            lines = b"%s%s%s%s%s" % (lines[:at], needle, piece, comma, lines[stop:])
+        head = self.body[: self.start]
+        return head + lines + _DATA_END + tail if lines else head + b"}" + tail
+
+
+def _without(lines: bytes, needle: bytes) -> bytes:
+    """``lines`` without the entry that starts with ``needle``, and its separating comma."""
+    at = lines.find(needle)
+    if at < 0:
+        return lines
+    stop = lines.find(b"\n", at + 1)
+    stop = len(lines) if stop < 0 else stop
+    if lines[stop - 1] == 0x2C:  # followed by another entry: drop "entry,"
+        return lines[:at] + lines[stop:]
+    return lines[: max(at - 1, 0)] + lines[stop:]  # the last entry: drop ",entry"
 
 
 def encode_record(created: float, accessed: float, body: bytes) -> bytes:

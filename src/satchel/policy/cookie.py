@@ -30,7 +30,7 @@ from typing import Any
 
 from ..beaker.records import beaker_cookie_session, convert
 from ..clock import Clock
-from ..codecs import EMPTY_BODY, HEADER_MAGIC, Signer, decode_body, encode_value, split_record
+from ..codecs import EMPTY_BODY, HEADER_MAGIC, Signer, encode_value, open_body, split_record
 from ..codecs.sealing import EncryptedSealer, Sealer, SignedSealer
 from ..config import SessionConfig
 from ..errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
@@ -167,6 +167,13 @@ class CookieSessions:
                 "the session cannot be stored: it holds text UTF-8 cannot encode (a lone surrogate)"
             ) from None
 
+    def _changed_body(self, session: Session) -> bytes | None:
+        """The body to send when the loaded session changed, else None."""
+        try:
+            return session.changed_body()
+        except UnicodeEncodeError:
+            return self._body(session)  # raises, naming the key
+
     @staticmethod
     def _check_body(body: bytes) -> None:
         if len(body) > MAX_BODY:
@@ -264,7 +271,7 @@ class CookieSessions:
             return adopted
         try:
             created, issued, body_bytes = self._verify(chunks, self.clock())
-            body = decode_body(body_bytes)
+            body = open_body(body_bytes)
         except Rejected as exc:
             self.refused.event(exc.level, exc.reason, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
@@ -275,6 +282,7 @@ class CookieSessions:
             return self._fresh(chunks)
         session = self.session_class(
             body.data,
+            entries=body.entries,
             created=created,
             accessed=issued,
             flash=body.flash,
@@ -374,7 +382,10 @@ class CookieSessions:
         travelled = session.transport if isinstance(session.transport, Chunks) else Chunks()
         loaded = session.loaded.body if session.loaded is not None else None
         # Unchanged since the cookie was read: its body, without encoding the session again.
-        body = loaded if loaded is not None and session.unchanged() else self._body(session)
+        if loaded is None:
+            body = self._body(session)
+        else:
+            body = self._changed_body(session) or loaded
         session.ended = []
         if body == EMPTY_BODY and not session.marked_changed:
             # Nothing to keep: an empty session needs no cookie, and one it had goes.

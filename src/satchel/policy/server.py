@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any
 from ..beaker.records import beaker_cookie_id
 from ..beaker.transition import Transition
 from ..clock import Clock
-from ..codecs import EMPTY_BODY, Body, Signer, decode_body, encode_body, encode_record, split_record, store_key
+from ..codecs import (
+    EMPTY_BODY,
+    Body,
+    Signer,
+    decode_body,
+    encode_body,
+    encode_record,
+    open_body,
+    split_record,
+    store_key,
+)
 from ..config import SessionConfig
 from ..errors import BadData, SessionConflict, StoreError, StoreUnavailable
 from ..session import Loaded, Session
@@ -126,7 +136,7 @@ class ServerSessions:
             raise Moved
         try:
             created, accessed, body_bytes = split_record(record.data)
-            body = decode_body(body_bytes)
+            body = open_body(body_bytes)
         except BadData as exc:
             self._refuse("corrupt record", "stored session record is corrupt (%s); starting a new session", exc)
             if self.settings.invalidate_corrupt:
@@ -140,6 +150,7 @@ class ServerSessions:
             return None
         return self.session_class(
             body.data,
+            entries=body.entries,
             id=session_id,
             created=created,
             accessed=accessed,
@@ -240,9 +251,9 @@ class ServerSessions:
         """A loaded session that keeps its id: written if it changed, renewed if that is
         due, else nothing (a read-only request encodes nothing)."""
         assert session.loaded is not None
-        loaded, now = session.loaded, self.clock()
-        body = loaded.body if session.unchanged() else session.encode()
-        if session.marked_changed or body != loaded.body:
+        now = self.clock()
+        body = session.changed_body()
+        if body is not None:
             try:
                 if not (yield from self._update(session, body, now)):
                     return cookies.delete_cookie_header(self.settings.cookie, secure_request)
