@@ -29,6 +29,7 @@ from .codecs import (
     new_token,
     only_plain,
     open_body,
+    same_layout,
 )
 from .codecs.tagged import IMMUTABLE_TYPES
 from .errors import BadData, NotSerializable
@@ -148,7 +149,7 @@ class Session(dict[str, Any]):
         if entries is not None and (first := entries.first()) is not None:
             # Code that reads a dict's storage directly (the json module's C encoder
             # answers "{}" for an empty one) must not take the session for empty.
-            self._missing_value(first[0])
+            self._decoded(entries, *first)
         #: Where the session reads the time (the policy's clock).
         self.clock = clock
         now = clock()
@@ -234,7 +235,9 @@ class Session(dict[str, Any]):
         body = encode_body(self, self.flash_queues, self.csrf, self.user_id)
         if forced or body == loaded:
             return body if forced else None
-        # Written another way (whole, by an earlier version, or tagged where it no
+        if same_layout(body, loaded):
+            return body  # written the way it would be now: the bytes differ, so does what it holds
+        # Written another way (whole by an earlier version, or tagged where it no
         # longer needs to be): compare what it holds, not how it was written.
         try:
             was = decode_body(loaded)
@@ -285,6 +288,10 @@ class Session(dict[str, Any]):
         piece = entries.piece(key)
         if piece is None:
             raise KeyError(key)
+        return self._decoded(entries, key, piece)
+
+    def _decoded(self, entries: Entries, key: str, piece: bytes) -> Any:
+        """``key``'s value from its JSON, now held by the dict; KeyError when it does not decode."""
         try:
             value = entries.decode(piece)
         except BadData as exc:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from satchel.codecs import encode_body, open_body, store_key
 from satchel.codecs import record as record_codec
-from satchel.codecs.record import Entries
+from satchel.codecs.record import LINED_MIN_KEYS, Entries
 from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
 from satchel.session import Session
@@ -249,8 +249,10 @@ def test_a_key_deleted_and_set_again_moves_to_the_end_as_in_a_dict(visitor: Visi
 
 def test_deleting_every_key_line_by_line_leaves_an_empty_session(manager: SessionManager) -> None:
     v = Visitor(manager)
-    v.request(lambda s: s.update(a=1, b=2, c=3))
-    v.request(lambda s: [s.pop(k) for k in ("b", "a", "c")] and s.flash("kept"))
+    keys = [f"k{i:02d}" for i in range(LINED_MIN_KEYS)]
+    v.request(lambda s: s.update(dict.fromkeys(keys, 1)))
+    assert open_body(v.stored_body()).entries is not None
+    v.request(lambda s: [s.pop(k) for k in [keys[1], keys[0], *keys[2:]]] and s.flash("kept"))
     assert v.request(lambda s: (dict(s), s.peek_flash())) == ({}, ["kept"])
 
 
@@ -291,7 +293,8 @@ def test_any_sequence_of_dict_operations_stores_what_a_dict_would_hold(ops: list
     clock = FakeClock()
     manager = SessionManager(parse_session_settings(BASE_SETTINGS), MemoryStore(clock=clock), clock=clock)
     v = Visitor(manager)
-    start: dict[str, Any] = {"a": 1, "b": "two", "c": [3], "nested": {"x": [1]}, "d": (4, 5)}
+    filler = {f"f{i:02d}": i for i in range(LINED_MIN_KEYS)}  # enough keys to be read a value at a time
+    start: dict[str, Any] = {"a": 1, "b": "two", "c": [3], "nested": {"x": [1]}, "d": (4, 5), **filler}
     v.request(lambda s: s.update(start))
     model = {k: (list(x) if isinstance(x, list) else x) for k, x in start.items()}
     model["nested"] = {"x": [1]}
@@ -321,16 +324,25 @@ def test_any_sequence_of_dict_operations_stores_what_a_dict_would_hold(ops: list
 
     v.request(view)
     assert v.request(lambda s: list(s.items())) == list(model.items())
-    assert open_body(v.stored_body()).entries is not None or len(model) == 0
+    assert open_body(v.stored_body()).entries is not None or len(model) < LINED_MIN_KEYS
 
 
 # -- what is stored, and what earlier versions stored ----------------------------------
 
 
 def test_bodies_hold_one_data_entry_per_line_and_are_json() -> None:
-    body = encode_body({"a": 1, "b": {"c": [1, 2]}}, {"": ["hi"]}, "token", None)
-    assert body == b'{"d":{\n"a":1,\n"b":{"c":[1,2]}\n},"f":{"":["hi"]},"t":"token"}'
-    assert json.loads(body)["d"] == {"a": 1, "b": {"c": [1, 2]}}
+    data = {"a": 1, "b": {"c": [1, 2]}, **{f"f{i:02d}": i for i in range(LINED_MIN_KEYS - 2)}}
+    body = encode_body(data, {"": ["hi"]}, "token", None)
+    lines = b"".join(b',\n"f%02d":%d' % (i, i) for i in range(LINED_MIN_KEYS - 2))
+    assert body == b'{"d":{\n"a":1,\n"b":{"c":[1,2]}' + lines + b'\n},"f":{"":["hi"]},"t":"token"}'
+    assert json.loads(body)["d"] == data
+
+
+def test_small_bodies_are_written_whole_and_large_values_make_a_body_lined() -> None:
+    small = {"a": 1, "b": {"c": [1, 2]}}
+    assert encode_body(small, {}, None, None) == b'{"d":{"a":1,"b":{"c":[1,2]}}}'
+    big = {"a": 1, "blob": "x" * 2000}
+    assert encode_body(big, {}, None, None) == b'{"d":{\n"a":1,\n"blob":"%s"\n}}' % (b"x" * 2000)
 
 
 def test_a_body_written_whole_by_an_earlier_version_reads_and_a_read_only_request_leaves_it(
@@ -338,12 +350,14 @@ def test_a_body_written_whole_by_an_earlier_version_reads_and_a_read_only_reques
 ) -> None:
     v = Visitor(manager)
     v.request(lambda s: s.update(x=1))
-    whole = b'{"d":{"cart":{"apple":2},"n":1},"f":{"":["hi"]}}'
+    filler = {f"f{i:02d}": i for i in range(LINED_MIN_KEYS)}
+    earlier = {"cart": {"apple": 2}, **filler}
+    whole = json.dumps({"d": earlier, "f": {"": ["hi"]}}, separators=(",", ":")).encode()
     v.overwrite(whole)
     assert v.request(lambda s: (s["cart"], s.peek_flash())) == ({"apple": 2}, ["hi"])
     assert v.writes == 0 and v.stored_body() == whole
     v.request(lambda s: s["cart"].update(pear=1))
-    assert v.request(lambda s: dict(s)) == {"cart": {"apple": 2, "pear": 1}, "n": 1}
+    assert v.request(lambda s: dict(s)) == {"cart": {"apple": 2, "pear": 1}, **filler}
     assert open_body(v.stored_body()).entries is not None
 
 
@@ -367,14 +381,15 @@ def test_a_corrupt_value_reads_as_absent_with_a_log_line_and_the_rest_stays(
     manager: SessionManager, caplog: pytest.LogCaptureFixture
 ) -> None:
     v = Visitor(manager)
-    v.request(lambda s: s.update(good=1, bad=2))
+    filler = {f"f{i:02d}": i for i in range(LINED_MIN_KEYS)}
+    v.request(lambda s: s.update(good=1, bad=2, **filler))
     v.overwrite(v.stored_body().replace(b'"bad":2', b'"bad":NaN'))
     with caplog.at_level(logging.WARNING, logger="satchel.security"):
         assert v.request(lambda s: (s.get("bad"), "bad" in s, s["good"])) == (None, False, 1)
     assert "corrupt" in caplog.text and "NaN" in caplog.text
     assert v.writes == 0
     v.request(lambda s: s.__setitem__("more", 3))
-    assert v.request(lambda s: dict(s)) == {"good": 1, "more": 3}
+    assert v.request(lambda s: dict(s)) == {"good": 1, **filler, "more": 3}
 
 
 def test_a_body_whose_data_does_not_end_gives_a_fresh_session(manager: SessionManager) -> None:

@@ -13,6 +13,7 @@ from .record import encode_piece as encode_piece
 from .record import encode_record as encode_record
 from .record import encode_tail as encode_tail
 from .record import open_body as open_body
+from .record import same_layout as same_layout
 from .record import split_record as split_record
 from .signing import Signer as Signer
 from .signing import new_session_id as new_session_id

@@ -86,58 +86,79 @@ def all_plain_flash(flash: dict[str, list[Any]]) -> bool:
     return True
 
 
-def _meta(flash: dict[str, list[Any]], csrf: str | None, user: str | None, tagged: bool) -> dict[str, Any]:
-    """The body's members after the data: flash queues, CSRF token, user."""
-    meta: dict[str, Any] = {}
+def _members(
+    into: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None, tagged: bool
+) -> dict[str, Any]:
+    """``into`` with the body's members that follow the data: flash queues, CSRF token, user."""
     if flash:
-        meta["f"] = (
+        into["f"] = (
             escaped({q: [to_json(m, f"flash queue {q!r}") for m in messages] for q, messages in flash.items()})
             if tagged
             else flash
         )
     if csrf is not None:
-        meta["t"] = csrf
+        into["t"] = csrf
     if user is not None:
-        meta["u"] = user
-    return meta
+        into["u"] = user
+    return into
 
 
 def encode_tail(flash: dict[str, list[Any]], csrf: str | None, user: str | None, tagged: bool) -> bytes:
     """What follows a body's data: ``}``, or ``,"f":...}`` with the flash queues, token and user."""
-    meta = _meta(flash, csrf, user, tagged)
-    if not meta:
+    if not (flash or csrf is not None or user is not None):
         return b"}"
     try:
-        return b"," + dumps(meta)[1:].encode("utf-8")
+        return b"," + dumps(_members({}, flash, csrf, user, tagged))[1:].encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        for queue, messages in flash.items():
-            encode_value(messages, f"flash queue {queue!r}")
+        _name_flash_error(flash)
         raise
 
 
+def _name_flash_error(flash: dict[str, list[Any]]) -> None:
+    for queue, messages in flash.items():
+        encode_value(messages, f"flash queue {queue!r}")
+
+
+#: Bodies with fewer keys, and no larger than this once encoded, are written whole:
+#: one JSON call each way costs less than reading and writing them a value at a time.
+LINED_MIN_KEYS = 16
+LINED_MIN_CHARS = 1024
+
+
 def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | None, user: str | None = None) -> bytes:
-    """The body's JSON, one data entry per line; NotSerializable naming the key when a
-    value cannot be stored (also a value changed in place after it was assigned)."""
+    """The body's JSON, one data entry per line unless it is small; NotSerializable
+    naming the key when a value cannot be stored (also a value changed in place
+    after it was assigned)."""
     tagged = not _all_plain(data, flash)
+    # A lone "~key" in a tagged body would read as a tag: that data is written whole, escaped.
+    whole = tagged and looks_tagged(data)
     try:
-        if not data or (tagged and looks_tagged(data)):
-            # Nothing to read a value at a time, or a lone "~key" a tagged body would
-            # read as a tag: the whole data as one JSON object.
-            whole = escaped({k: to_json(v, k) for k, v in data.items()}) if tagged else data
-            text = ('{"x":1,"d":' if tagged else '{"d":') + dumps(whole)
+        if whole or len(data) < LINED_MIN_KEYS:
+            members = {"x": 1, "d": escaped({k: to_json(v, k) for k, v in data.items()})} if tagged else {"d": data}
+            text = dumps(_members(members, flash, csrf, user, tagged))
+            if whole or len(text) <= LINED_MIN_CHARS:
+                return text.encode("utf-8")
+        enc = dumps
+        if tagged:
+            lines = ",".join([f"\n{enc(key)}:{enc(to_json(value, key))}" for key, value in data.items()])
         else:
-            enc = dumps
-            if tagged:
-                lines = ",".join([f"\n{enc(key)}:{enc(to_json(value, key))}" for key, value in data.items()])
-            else:
-                lines = ",".join([f"\n{enc(key)}:{enc(value)}" for key, value in data.items()])
-            text = (_TAGGED_HEAD if tagged else _PLAIN_HEAD) + lines + "\n}"
+            lines = ",".join([f"\n{enc(key)}:{enc(value)}" for key, value in data.items()])
+        text = (_TAGGED_HEAD if tagged else _PLAIN_HEAD) + lines + "\n}"
         return text.encode("utf-8") + encode_tail(flash, csrf, user, tagged)
     except (TypeError, ValueError, RecursionError):
         # A number or text JSON cannot carry: find the key to name.
         for key, value in data.items():
             encode_value(value, key)
+        _name_flash_error(flash)
         raise
+
+
+def same_layout(body: bytes, other: bytes) -> bool:
+    """Whether two bodies were written the same way (whole or one entry per line,
+    tagged or not): then different bytes mean different contents."""
+    return body.startswith(_LINED) == other.startswith(_LINED) and body.startswith(TAGGED_START) == other.startswith(
+        TAGGED_START
+    )
 
 
 def encode_piece(value: Any, key: str, tagged: bool) -> bytes | None:
@@ -189,17 +210,16 @@ def open_body(raw: bytes) -> Body:
     tail = raw[end + len(_DATA_END) :]
     if end < 0 or not (tail == b"}" or (tail.startswith(b",") and tail.endswith(b"}"))):
         raise BadData("session body is not valid: its data does not end")
-    meta: Any = {}
-    if tail != b"}":
-        try:
-            meta = (_tagged_decoder if tagged else _decoder).decode("{" + tail[1:].decode("utf-8"))
-        except (*READ_ERRORS, UnicodeDecodeError) as exc:
-            raise BadData(f"session body is not valid: {exc}") from None
-    if type(meta) is not dict:
-        raise BadData("session body has the wrong shape")
-    flash, csrf, user = meta.get("f", {}), meta.get("t"), meta.get("u")
+    entries = Entries(raw, start, end, tagged)
+    if tail == b"}":
+        return Body({}, {}, None, None, entries)
+    try:
+        meta = (_tagged_decoder if tagged else _decoder).decode("{" + tail[1:].decode("utf-8"))
+        flash, csrf, user = meta.get("f", {}), meta.get("t"), meta.get("u")
+    except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
+        raise BadData(f"session body is not valid: {exc}") from None
     _check_shape({}, flash, csrf, user)
-    return Body({}, flash, csrf, user, Entries(raw, start, end, tagged))
+    return Body({}, flash, csrf, user, entries)
 
 
 class Entries:
@@ -236,15 +256,15 @@ class Entries:
     def first(self) -> tuple[str, bytes] | None:
         """The first entry's key and value JSON; None when its line is not one."""
         stop = self.body.find(b"\n", self.start + 1, self.end)
-        line = self.body[self.start + 1 : self.end if stop < 0 else stop]
+        line = self.body[self.start + 1 : self.end if stop < 0 else stop].removesuffix(b",")
         try:
-            key = _decoder.raw_decode(line.decode("utf-8"))[0]
+            text = line.decode("utf-8")
+            key, end = _decoder.raw_decode(text)
         except (*READ_ERRORS, UnicodeDecodeError):
             return None
-        if type(key) is not str:
+        if type(key) is not str or text[end : end + 1] != ":":
             return None
-        piece = self.piece(key)
-        return None if piece is None else (key, piece)
+        return key, line[len(text[: end + 1].encode("utf-8")) :]
 
     def decode(self, piece: bytes) -> Any:
         """One value from its JSON; BadData when it is not one a session can hold."""
