@@ -338,9 +338,9 @@ def test_bodies_hold_one_data_entry_per_line_and_are_json() -> None:
     assert json.loads(body)["d"] == data
 
 
-def test_small_bodies_are_written_whole_and_large_values_make_a_body_lined() -> None:
-    small = {"a": 1, "b": {"c": [1, 2]}}
-    assert encode_body(small, {}, None, None) == b'{"d":{"a":1,"b":{"c":[1,2]}}}'
+def test_small_bodies_of_immutable_values_are_written_whole_and_others_one_entry_per_line() -> None:
+    assert encode_body({"a": 1, "b": "two"}, {}, None, None) == b'{"d":{"a":1,"b":"two"}}'
+    assert encode_body({"a": 1, "b": [2]}, {}, None, None) == b'{"d":{\n"a":1,\n"b":[2]\n}}'
     big = {"a": 1, "blob": "x" * 2000}
     assert encode_body(big, {}, None, None) == b'{"d":{\n"a":1,\n"blob":"%s"\n}}' % (b"x" * 2000)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import BadData
 from .tagged import PLAIN_TYPES, READ_ERRORS, escaped, is_plain, looks_tagged, untag_object
-from .values import MAX_DEPTH, dumps, encode_value, to_json, too_deep
+from .values import MAX_DEPTH, dumps, encode_value, only_plain, to_json, too_deep
 
 #: The body of a session with no data, no flash messages and no CSRF token.
 EMPTY_BODY = b'{"d":{}}'
@@ -119,8 +119,11 @@ def _name_flash_error(flash: dict[str, list[Any]]) -> None:
         encode_value(messages, f"flash queue {queue!r}")
 
 
-#: Bodies with fewer keys, and no larger than this once encoded, are written whole:
-#: one JSON call each way costs less than reading and writing them a value at a time.
+#: Bodies with fewer keys, all of immutable values, and no larger than this once
+#: encoded, are written whole: one JSON call each way costs less than reading and
+#: writing them a value at a time, and a request that reads them encodes nothing.
+#: A list or dict among the values would be encoded at every commit to look for a
+#: change inside it: such bodies are written one entry per line.
 LINED_MIN_KEYS = 16
 LINED_MIN_CHARS = 1024
 
@@ -133,7 +136,7 @@ def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | N
     # A lone "~key" in a tagged body would read as a tag: that data is written whole, escaped.
     whole = tagged and looks_tagged(data)
     try:
-        if whole or len(data) < LINED_MIN_KEYS:
+        if whole or (len(data) < LINED_MIN_KEYS and only_plain(data)):
             members = {"x": 1, "d": escaped({k: to_json(v, k) for k, v in data.items()})} if tagged else {"d": data}
             text = dumps(_members(members, flash, csrf, user, tagged))
             if whole or len(text) <= LINED_MIN_CHARS:
