@@ -4,14 +4,19 @@ Its home page is a guided tour: a counter, logging in (a new session id at login
 invalidation at logout), flash messages after redirects, a CSRF-protected form, a
 cached view and an inspector that shows what the session holds. It needs the
 ``demo`` extra (Pyramid and waitress) and is never imported by satchel itself.
+``/metrics`` shows satchel's session and cache metrics in Prometheus' text format
+when ``opentelemetry-exporter-prometheus`` is installed too.
 """
 
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pyramid.config import Configurator
@@ -91,7 +96,8 @@ def home(request: Any) -> Response:
     <h2>Notes</h2><ul id="notes">{notes}</ul>
     <form method="post" action="/notes">{csrf_field(request)}
     <label>Note <input name="note" required></label> <button>Add note</button></form>
-    <p>Read how it works in the <a href="/docs/">documentation</a>.</p>"""
+    <p>Read how it works in the <a href="/docs/">documentation</a>.</p>
+    <p>What satchel measured so far, as Prometheus reads it: <a href="/metrics">metrics</a>.</p>"""
     return page(request, SITE, body)
 
 
@@ -161,6 +167,69 @@ def _computed_at(request: Any) -> str:
     return value
 
 
+#: What /metrics needs beside the demo extra; the exporter brings the OpenTelemetry SDK and prometheus_client.
+METRICS_INSTALL = "pip install opentelemetry-exporter-prometheus"
+
+NO_METRICS = f"""<p>This page shows satchel's session and cache metrics, read through OpenTelemetry,
+in Prometheus' text format. It needs the OpenTelemetry SDK, its Prometheus exporter and
+<code>prometheus_client</code>, which are not installed here:</p>
+<pre>{METRICS_INSTALL}</pre>
+<p>Install them into the demo's environment and restart the demo.</p>"""
+
+#: The OpenTelemetry SDK's metrics, its Prometheus exporter and prometheus_client.
+PROMETHEUS_MODULES = ("opentelemetry.sdk.metrics", "opentelemetry.exporter.prometheus", "prometheus_client")
+
+#: Prometheus' text exposition of what OpenTelemetry measured: its body and content type.
+Exposition = Callable[[], tuple[bytes, str]]
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """The module ``name``, or None when it (or what it needs) is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def api_default(provider: object) -> bool:
+    """True for the stand-in meter provider of the OpenTelemetry API: no application set one."""
+    return type(provider).__module__.startswith("opentelemetry.metrics")
+
+
+def prometheus_exposition() -> Exposition | None:
+    """What /metrics serves, or None unless the OpenTelemetry SDK, its Prometheus exporter and
+    prometheus_client are installed.
+
+    Unless the application set a meter provider already, this sets the SDK's, read by a
+    ``PrometheusMetricReader``. Call it before satchel builds its session manager and cache
+    regions: their telemetry (``auto``) is on only when a provider is set by then.
+    """
+    sdk, exporter, client = (optional_module(name) for name in PROMETHEUS_MODULES)
+    if sdk is None or exporter is None or client is None:
+        return None
+    from opentelemetry import metrics
+
+    if api_default(metrics.get_meter_provider()):
+        metrics.set_meter_provider(sdk.MeterProvider(metric_readers=[exporter.PrometheusMetricReader()]))
+
+    def exposition() -> tuple[bytes, str]:
+        return client.generate_latest(), client.CONTENT_TYPE_LATEST
+
+    return exposition
+
+
+def metrics_view(exposition: Exposition | None) -> Callable[[Any], Response]:
+    """The /metrics view: the exposition (a scrape opens no session), or a page that says what to install."""
+
+    def show_metrics(request: Any) -> Response:
+        if exposition is None:
+            return page(request, "Metrics", NO_METRICS)
+        body, content_type = exposition()
+        return Response(body, content_type=content_type, charset=None)
+
+    return show_metrics
+
+
 def bad_csrf(exc: Exception, request: Any) -> Response:
     body = """<p class="error">This form was stale or forged (its CSRF token did not match).
     Nothing was changed. <a href="/">Go back</a> and try again.</p>"""
@@ -178,6 +247,7 @@ def not_found(exc: Exception, request: Any) -> Response:
 
 def main(global_config: Any, **settings: Any) -> Any:
     """The WSGI app; ``demo.docs_dir`` (optional) is the built documentation site to serve under /docs/."""
+    exposition = prometheus_exposition()  # before satchel's telemetry looks for a meter provider
     with Configurator(settings=settings) as config:
         config.include("satchel")
         routes = {
@@ -187,6 +257,7 @@ def main(global_config: Any, **settings: Any) -> Any:
             "logout": ("/logout", logout, "POST"),
             "session": ("/session", show_session, None),
             "cached": ("/cached", cached, None),
+            "metrics": ("/metrics", metrics_view(exposition), None),
         }
         for name, (pattern, view, method) in routes.items():
             config.add_route(name, pattern)
