@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Touch
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import CallbackOptions, MeterProvider
+    from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
     from .stores.base import Store
@@ -106,10 +107,57 @@ class Counts:
         with self._lock:
             self._counts[attributes] = self._counts.get(attributes, 0) + amount
 
+    def snapshot(self) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+        with self._lock:
+            return list(self._counts.items())
+
+
+class Reported:
+    """Every :class:`Counts` reporting under one observable counter of one meter.
+
+    A meter keeps one instrument per name, with the callback it was first created
+    with: several session managers or cache regions in one process must report
+    through one counter, their counts added up where their attributes meet.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: list[Counts] = []
+
+    def add(self, counts: Counts) -> None:
+        with self._lock:
+            self._sources.append(counts)
+
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            counts = list(self._counts.items())
-        return [Observation(value, dict(attributes)) for attributes, value in counts]
+            sources = list(self._sources)
+        totals: dict[tuple[tuple[str, str], ...], float] = {}
+        for counts in sources:
+            for attributes, value in counts.snapshot():
+                totals[attributes] = totals.get(attributes, 0) + value
+        return [Observation(value, dict(attributes)) for attributes, value in totals.items()]
+
+
+_reported: weakref.WeakKeyDictionary[Meter, dict[str, Reported]] = weakref.WeakKeyDictionary()
+_reported_lock = threading.Lock()
+
+
+def report(meter: Meter, name: str, counts: Counts, *, unit: str, description: str) -> None:
+    """Have ``counts`` reported by ``meter``'s observable counter ``name``, made on first use."""
+    with _reported_lock:
+        by_name = _reported.setdefault(meter, {})
+        reported = by_name.get(name)
+        if reported is None:
+            reported = by_name[name] = Reported()
+            meter.create_observable_counter(name, callbacks=[reported.observe], unit=unit, description=description)
+    reported.add(counts)
+
+
+#: Bucket bounds of the duration histogram, in seconds: store operations take from
+#: a few tens of microseconds (memory, a local Redis) to seconds (a stalled server).
+DURATION_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 class SessionTelemetry:
@@ -141,15 +189,17 @@ class SessionTelemetry:
         self.duration_sample = duration_sample
         self.operations = Counts()
         self.events = Counts()
-        meter.create_observable_counter(
+        report(
+            meter,
             "satchel.session.operations",
-            callbacks=[self.operations.observe],
+            self.operations,
             unit="{operation}",
             description="Session store operations, by store, operation and outcome",
         )
-        meter.create_observable_counter(
+        report(
+            meter,
             "satchel.session.events",
-            callbacks=[self.events.observe],
+            self.events,
             unit="{event}",
             description="Decisions of the session policy: conflicts, merges, sessions created, cookies refused",
         )
@@ -157,6 +207,7 @@ class SessionTelemetry:
             "satchel.session.operation.duration",
             unit="s",
             description="Duration of session store operations (a sample of them), by store, operation and outcome",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         self._always_trace = tracer_provider is not None
@@ -297,9 +348,10 @@ class CacheTelemetry:
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.region = region
         self.counts = Counts()
-        meter.create_observable_counter(
+        report(
+            meter,
             "satchel.cache.events",
-            callbacks=[self.counts.observe],
+            self.counts,
             unit="{event}",
             description="Cache region lookups by outcome, values created, lock waits, invalidations, errors",
         )

@@ -325,3 +325,30 @@ def test_telemetry_is_off_by_default_without_a_configured_provider(clock: FakeCl
     config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
     assert config.telemetry is None
     assert SessionManager(config, clock=clock).telemetry is None
+
+
+def test_two_managers_on_one_meter_both_report_and_add_up(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    managers = [
+        SessionManager(config, MemoryStore(clock=clock), clock=clock, telemetry=otel.telemetry("memory"))
+        for _ in range(2)
+    ]
+    for manager in managers:
+        session = manager.open(None)
+        session["a"] = 1
+        manager.commit(session)
+    assert otel.operations()[("save", "ok")] == 2
+    assert otel.events()["created"] == 2
+
+
+def test_durations_fall_in_buckets_of_seconds(otel: Otel, clock: FakeClock) -> None:
+    manager = memory_manager(otel, clock)
+    session = manager.open(None)
+    session["a"] = 1
+    manager.commit(session)
+    points = otel.points("satchel.session.operation.duration")
+    assert points
+    for timed in points:
+        assert timed.explicit_bounds[0] <= 0.001 and timed.explicit_bounds[-1] >= 1
+        # memory store operations take well under 10 ms: they fall below that bound
+        assert sum(timed.bucket_counts[: timed.explicit_bounds.index(0.01) + 1]) == timed.count
