@@ -239,6 +239,29 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
         settings = {**satchel_base, **{f"session.{k}": v for k, v in options.items()}}
         return lambda: settings_app(settings, include="satchel")
 
+    def satchel_metrics() -> Any:
+        """satchel memory reporting to an OpenTelemetry SDK meter provider (the default
+        auto setting reports nothing without one): what metrics on cost a request."""
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        from satchel.config import parse_session_settings
+        from satchel.manager import SessionManager
+        from satchel.telemetry import SessionTelemetry
+        from satchel.web.pyramid import PyramidSession, SatchelSessionFactory
+
+        settings = {**satchel_base, "session.type": "memory", "session.telemetry": "true"}
+        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        manager = SessionManager(parse_session_settings(settings), session_class=PyramidSession,
+                                 telemetry=SessionTelemetry("memory", meter_provider=provider))
+
+        def configure(config: Configurator) -> None:
+            config.registry.settings.update(settings)
+            config.include("satchel")
+            config.set_session_factory(SatchelSessionFactory(manager))
+
+        return build_app(configure)
+
     def pyramid_signed() -> Any:
         return build_app(lambda config: config.set_session_factory(SignedCookieSessionFactory(SECRET)))
 
@@ -269,6 +292,8 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
         Contender("psr-redis", "pyramid_session_redis", "redis", "pyramid_session_redis", psr,
                   counter="redis", unavailable=no_redis),
         Contender("satchel-memory", "satchel", "memory", "satchel memory", satchel_app(type="memory")),
+        Contender("satchel-memory-metrics", "satchel", "memory", "satchel memory, metrics on (OTel SDK)",
+                  satchel_metrics, unavailable=_has("opentelemetry.sdk.metrics")),
         Contender("satchel-file", "satchel", "file", "satchel file",
                   satchel_app(type="file", data_dir=os.path.join(tmp, "satchel/data"),
                               lock_dir=os.path.join(tmp, "satchel/lock"))),

@@ -262,6 +262,8 @@ SHARED = ("redis", "memcached", "sql")
 MEMORY_SPEEDUP = {"incr": 2.0, "read": 4.0}
 #: satchel's added cost on a shared store at most this times the raw driver calls' with the same work.
 SHARED_STORE_LIMIT = 1.15
+#: A request with metrics on (an SDK meter provider) at most this times one with them off.
+METRICS_LIMIT = 1.05
 VIEW_NAMES = {"incr": "changing", "read": "read-only"}
 
 
@@ -305,6 +307,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     _peer_targets(ok, missing, add)
     _memory_targets(ok, missing, add)
     _shared_store_targets(ok, missing, add)
+    _metrics_targets(ok, missing, add)
     return out
 
 
@@ -405,6 +408,22 @@ def _shared_store_targets(ok: Any, missing: Any, add: Any) -> None:
             if raw is not None:
                 detail += f"; the driver's calls alone add {raw.get('added_median_us', 0):.1f} µs"
             add(name, None if median is None else median <= SHARED_STORE_LIMIT, detail)
+
+
+def _metrics_targets(ok: Any, missing: Any, add: Any) -> None:
+    """Metrics cost a few percent of a request at most (off, the default without a
+    provider, takes the runner's plain path: nothing to measure)."""
+    for view in VIEWS:
+        name = (f"satchel memory with metrics on at most {METRICS_LIMIT:g}x the request with them off "
+                f"({VIEW_NAMES[view]})")
+        on, off = ok("satchel-memory-metrics", view), ok("satchel-memory", view)
+        if on is None or off is None:
+            add(name, None, missing(("satchel-memory-metrics", view), ("satchel-memory", view)))
+            continue
+        median, fastest = _median_ratio(on, off)
+        detail = (_ratio_text(median, fastest, "whole request") + "; added over the floor "
+                  + _ratio_text(*_median_ratio(on, off, added=True), ""))
+        add(name, None if median is None else median <= METRICS_LIMIT, detail)
 
 
 # -- main ---------------------------------------------------------------------------------

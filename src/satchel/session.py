@@ -232,7 +232,7 @@ class Session(dict[str, Any]):
             self._materialize()
         if not (self.written or forced or self.flash_queues) and only_plain(self):
             return None
-        body = encode_body(self, self.flash_queues, self.csrf, self.user_id)
+        body = self._encode_whole()
         if forced or body == loaded:
             return body if forced else None
         if same_layout(body, loaded):
@@ -253,7 +253,12 @@ class Session(dict[str, Any]):
             if body is not None:
                 return body
             self._materialize()
-        return encode_body(self, self.flash_queues, self.csrf, self.user_id)
+        return self._encode_whole()
+
+    def _encode_whole(self) -> bytes:
+        """The body of a session whose values are all decoded, from the dict's storage
+        (a copy of it: the session's own read methods would look for encoded values)."""
+        return encode_body(dict(dict.items(self)), self.flash_queues, self.csrf, self.user_id)
 
     def _splice(self, entries: Entries) -> bytes | None:
         """The loaded body with the lines of what the view changed replaced; the loaded

@@ -71,11 +71,20 @@ class Body:
     entries: Entries | None = None
 
 
-def _all_plain(data: dict[str, Any], flash: dict[str, list[Any]]) -> bool:
+#: What the values of a session's data are, from the most to the least plain.
+SCALARS, PLAIN, TAGGED = "scalars", "plain", "tagged"
+
+
+def _kind(data: dict[str, Any], flash: dict[str, list[Any]]) -> str:
+    """SCALARS when every value is a JSON scalar, PLAIN when they are all plain JSON,
+    TAGGED when one needs a tag (a flash message too)."""
+    kind = SCALARS
     for value in data.values():
-        if type(value) not in PLAIN_TYPES and not is_plain(value):
-            return False
-    return all_plain_flash(flash)
+        if type(value) not in PLAIN_TYPES:
+            if not is_plain(value):
+                return TAGGED
+            kind = PLAIN
+    return TAGGED if flash and not all_plain_flash(flash) else kind
 
 
 def all_plain_flash(flash: dict[str, list[Any]]) -> bool:
@@ -132,11 +141,12 @@ def encode_body(data: dict[str, Any], flash: dict[str, list[Any]], csrf: str | N
     """The body's JSON, one data entry per line unless it is small; NotSerializable
     naming the key when a value cannot be stored (also a value changed in place
     after it was assigned)."""
-    tagged = not _all_plain(data, flash)
+    kind = _kind(data, flash)
+    tagged = kind is TAGGED
     # A lone "~key" in a tagged body would read as a tag: that data is written whole, escaped.
     whole = tagged and looks_tagged(data)
     try:
-        if whole or (len(data) < LINED_MIN_KEYS and only_plain(data)):
+        if whole or (len(data) < LINED_MIN_KEYS and (kind is SCALARS or only_plain(data))):
             members = {"x": 1, "d": escaped({k: to_json(v, k) for k, v in data.items()})} if tagged else {"d": data}
             text = dumps(_members(members, flash, csrf, user, tagged))
             if whole or len(text) <= LINED_MIN_CHARS:
