@@ -88,7 +88,7 @@ class SessionConfig:
     invalidate_corrupt: bool = True
     cookie_on_exception: bool = True
     webtest_varname: str | None = None
-    merge_retries: int = 8
+    merge_retries: int = 16
     max_cookies: int = 1
     #: The most sessions the store may hold; None: no limit.
     max_records: int | None = None

@@ -416,6 +416,12 @@ def _current_body(session: Session) -> Body:
     return Body(dict(session), session.flash_queues, session.csrf, session.user_id)
 
 
+#: The longest wait between two conditional-write attempts, in seconds.
+MAX_BACKOFF = 0.1
+
+
 def _backoff(attempt: int) -> float:
-    """Jittered exponential wait before the next conditional-write attempt."""
-    return random.uniform(0, 0.005 * 2**attempt)
+    """Jittered exponential wait before the next conditional-write attempt, capped: a
+    request that keeps losing to another process's stream of writes tries again
+    often rather than waiting longer and longer (16 attempts wait 1.3 s at most)."""
+    return random.uniform(0, min(0.005 * 2**attempt, MAX_BACKOFF))
