@@ -215,8 +215,10 @@ def beaker_memcached_unavailable() -> str | None:
             "(pip install -r bench/requirements.txt)")
 
 
-def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
-                    sql_url: str | None = None) -> list[Contender]:
+def make_contenders(redis_url: str | None, memcached: str | None, tmp: str, sql_url: str | None = None,
+                    app: Callable[..., Any] = settings_app) -> list[Contender]:
+    """Every contender; ``app(settings, include=, factory=)`` builds the apps of the
+    session libraries (``settings_app``: the incr and read views)."""
     import pyramid_beaker
     import pyramid_session_redis
     from pyramid.session import SignedCookieSessionFactory
@@ -233,11 +235,11 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
 
     def beaker(**options: Any) -> Callable[[], Any]:
         settings = {**beaker_base, **{f"session.{k}": v for k, v in options.items()}}
-        return lambda: settings_app(settings, factory=pyramid_beaker.session_factory_from_settings)
+        return lambda: app(settings, factory=pyramid_beaker.session_factory_from_settings)
 
     def satchel_app(**options: Any) -> Callable[[], Any]:
         settings = {**satchel_base, **{f"session.{k}": v for k, v in options.items()}}
-        return lambda: settings_app(settings, include="satchel")
+        return lambda: app(settings, include="satchel")
 
     def satchel_metrics() -> Any:
         """satchel memory reporting to an OpenTelemetry SDK meter provider (the default
@@ -263,11 +265,11 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str,
         return build_app(configure)
 
     def pyramid_signed() -> Any:
-        return build_app(lambda config: config.set_session_factory(SignedCookieSessionFactory(SECRET)))
+        return app({}, factory=lambda _: SignedCookieSessionFactory(SECRET))
 
     def psr() -> Any:
-        factory = pyramid_session_redis.RedisSessionFactory(secret=SECRET, redis_url=redis_url, timeout=1200)
-        return build_app(lambda config: config.set_session_factory(factory))
+        return app({}, factory=lambda _: pyramid_session_redis.RedisSessionFactory(
+            secret=SECRET, redis_url=redis_url, timeout=1200))
 
     c: list[Contender] = [
         Contender("floor", "none", "-", "no session (floor)", lambda: build_app(None, views=(floor_view, floor_view))),

@@ -51,18 +51,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import servers  # noqa: E402
-from contenders import (  # noqa: E402
-    COOKIE_NAME,
-    ENCRYPT_KEY,
-    SECRET,
-    Contender,
-    Reply,
-    beaker_memcached_unavailable,
-    build_app,
-    cookie_from,
-    request,
-    satchel_cookie_unavailable,
-)
+from contenders import Contender, Reply, build_app, cookie_from, make_contenders, request  # noqa: E402
 from measure import VIEWS, Series, calibrate, contender_series, count_requests, paired_ratio, run_rounds  # noqa: E402
 from pyramid.config import Configurator  # noqa: E402
 from pyramid.response import Response  # noqa: E402
@@ -157,136 +146,20 @@ def sized_app(
 # -- the contenders ---------------------------------------------------------------------
 
 
+#: The contenders of ``contenders.make_contenders`` that hold a session, in the tables' order.
+SIZED = (
+    "satchel-memory", "beaker-memory", "satchel-file", "beaker-file", "satchel-sql", "beaker-sql",
+    "satchel-redis", "beaker-redis", "psr-redis", "satchel-memcached", "beaker-memcached",
+    "satchel-cookie", "beaker-cookie", "pyramid-signed",
+)  # fmt: skip
+
+
 def make_templates(redis_url: str | None, memcached: str | None, tmp: str) -> list[Contender]:
-    """One contender per library and store, configured as ``contenders.make_contenders`` does;
-    each is set up once per size."""
-    import pyramid_beaker
-    import pyramid_session_redis
-    from pyramid.session import SignedCookieSessionFactory
-
-    def sqlite(name: str) -> str:
-        return f"sqlite:///{os.path.join(tmp, name)}"
-
-    no_redis = None if redis_url else "no Redis server reachable"
-    no_memcached = None if memcached else "no memcached server reachable"
-    base = {"session.key": COOKIE_NAME, "session.secret": SECRET}
-
-    def beaker(**options: Any) -> Callable[[], Any]:
-        settings = {**base, **{f"session.{k}": v for k, v in options.items()}}
-        return lambda: sized_app(settings, factory=pyramid_beaker.session_factory_from_settings)
-
-    def satchel_app(**options: Any) -> Callable[[], Any]:
-        settings = {**base, **{f"session.{k}": v for k, v in options.items()}}
-        return lambda: sized_app(settings, include="satchel")
-
-    def pyramid_signed() -> Any:
-        return sized_app({}, factory=lambda _: SignedCookieSessionFactory(SECRET))
-
-    def psr() -> Any:
-        return sized_app(
-            {},
-            factory=lambda _: pyramid_session_redis.RedisSessionFactory(
-                secret=SECRET, redis_url=redis_url, timeout=1200
-            ),
-        )
-
-    return [
-        Contender("satchel-memory", "satchel", "memory", "satchel memory", satchel_app(type="memory")),
-        Contender("beaker-memory", "beaker", "memory", "pyramid_beaker memory", beaker(type="memory")),
-        Contender(
-            "satchel-file",
-            "satchel",
-            "file",
-            "satchel file",
-            satchel_app(
-                type="file", data_dir=os.path.join(tmp, "satchel/data"), lock_dir=os.path.join(tmp, "satchel/lock")
-            ),
-        ),
-        Contender(
-            "beaker-file",
-            "beaker",
-            "file",
-            "pyramid_beaker file",
-            beaker(type="file", data_dir=os.path.join(tmp, "beaker/data"), lock_dir=os.path.join(tmp, "beaker/lock")),
-        ),
-        Contender(
-            "satchel-sql",
-            "satchel",
-            "sql",
-            "satchel ext:database (SQLite)",
-            satchel_app(type="ext:database", url=sqlite("satchel.sqlite")),
-            counter="sql",
-        ),
-        Contender(
-            "beaker-sql",
-            "beaker",
-            "sql",
-            "pyramid_beaker ext:database (SQLite)",
-            beaker(type="ext:database", url=sqlite("beaker.sqlite")),
-            counter="sql",
-        ),
-        Contender(
-            "satchel-redis",
-            "satchel",
-            "redis",
-            "satchel ext:redis",
-            satchel_app(type="ext:redis", url=redis_url),
-            counter="redis",
-            unavailable=no_redis,
-        ),
-        Contender(
-            "beaker-redis",
-            "beaker",
-            "redis",
-            "pyramid_beaker ext:redis",
-            beaker(type="ext:redis", url=redis_url),
-            counter="redis",
-            unavailable=no_redis,
-        ),
-        Contender(
-            "psr-redis",
-            "pyramid_session_redis",
-            "redis",
-            "pyramid_session_redis",
-            psr,
-            counter="redis",
-            unavailable=no_redis,
-        ),
-        Contender(
-            "satchel-memcached",
-            "satchel",
-            "memcached",
-            "satchel ext:memcached",
-            satchel_app(type="ext:memcached", url=memcached),
-            counter="memcached",
-            unavailable=no_memcached,
-        ),
-        Contender(
-            "beaker-memcached",
-            "beaker",
-            "memcached",
-            "pyramid_beaker ext:memcached",
-            beaker(type="ext:memcached", url=memcached, lock_dir=os.path.join(tmp, "beaker/mclock")),
-            counter="memcached",
-            unavailable=no_memcached or beaker_memcached_unavailable(),
-        ),
-        Contender(
-            "satchel-cookie",
-            "satchel",
-            "cookie",
-            "satchel cookie (encrypted)",
-            satchel_app(type="cookie", encrypt_key=ENCRYPT_KEY),
-            unavailable=satchel_cookie_unavailable(),
-        ),
-        Contender(
-            "beaker-cookie",
-            "beaker",
-            "cookie",
-            "pyramid_beaker cookie (encrypted)",
-            beaker(type="cookie", validate_key=SECRET, encrypt_key=ENCRYPT_KEY, crypto_type="cryptography"),
-        ),
-        Contender("pyramid-signed", "pyramid", "cookie", "Pyramid SignedCookieSessionFactory", pyramid_signed),
-    ]
+    """One contender per library and store, configured as ``contenders.make_contenders``
+    configures them, on the size views; each is set up once per size."""
+    made = {c.key: c for c in make_contenders(redis_url, memcached, tmp, app=sized_app)}
+    made["pyramid-signed"].store = "cookie"  # judged beside the other cookie sessions
+    return [made[key] for key in SIZED]
 
 
 class CookieTooLarge(Exception):
