@@ -61,8 +61,11 @@ def build_app(configure: Callable[[Configurator], None] | None,
 
 
 def settings_app(settings: dict[str, Any], include: str | None = None,
-                 factory: Callable[[dict[str, Any]], Any] | None = None) -> Any:
-    """An app configured from flat settings: ``config.include(include)`` or a factory."""
+                 factory: Callable[[dict[str, Any]], Any] | None = None,
+                 views: tuple[Callable[[Any], Response], Callable[[Any], Response]] = (incr, read),
+                 more: Callable[[Configurator], None] | None = None) -> Any:
+    """An app configured from flat settings: ``config.include(include)`` or a factory;
+    ``views`` at /incr and /read, and whatever ``more`` adds."""
 
     def configure(config: Configurator) -> None:
         config.registry.settings.update(settings)
@@ -70,8 +73,10 @@ def settings_app(settings: dict[str, Any], include: str | None = None,
             config.include(include)
         if factory is not None:
             config.set_session_factory(factory(settings))
+        if more is not None:
+            more(config)
 
-    return build_app(configure)
+    return build_app(configure, views)
 
 
 # -- calling a WSGI app directly --------------------------------------------------

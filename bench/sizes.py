@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import servers  # noqa: E402
-from contenders import Contender, Reply, build_app, cookie_from, make_contenders, request  # noqa: E402
+from contenders import Contender, Reply, build_app, cookie_from, make_contenders, request, settings_app  # noqa: E402
 from measure import VIEWS, Series, calibrate, contender_series, count_requests, paired_ratio, run_rounds  # noqa: E402
 from pyramid.config import Configurator  # noqa: E402
 from pyramid.response import Response  # noqa: E402
@@ -126,21 +125,13 @@ def floor_read(request: Any) -> Response:
     return Response("-", content_type="text/plain")
 
 
-def sized_app(
-    settings: dict[str, Any], include: str | None = None, factory: Callable[[dict[str, Any]], Any] | None = None
-) -> Any:
-    """An app with the size views, configured from flat settings: ``config.include(include)`` or a factory."""
+def add_fill(config: Configurator) -> None:
+    config.add_route("fill", "/fill/{size}")
+    config.add_view(fill, route_name="fill")
 
-    def configure(config: Configurator) -> None:
-        config.registry.settings.update(settings)
-        if include:
-            config.include(include)
-        if factory is not None:
-            config.set_session_factory(factory(settings))
-        config.add_route("fill", "/fill/{size}")
-        config.add_view(fill, route_name="fill")
 
-    return build_app(configure, views=(change, read))
+#: An app with the size views (``contenders.settings_app``'s arguments).
+sized_app = functools.partial(settings_app, views=(change, read), more=add_fill)
 
 
 # -- the contenders ---------------------------------------------------------------------
