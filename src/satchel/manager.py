@@ -18,21 +18,7 @@ from .errors import ConfigurationError
 from .policy.cookie import CookieSessions
 from .policy.events import UNOBSERVED
 from .policy.merge import merge as merge
-from .policy.ops import (
-    Count,
-    Delete,
-    DeleteBeaker,
-    Done,
-    Load,
-    Op,
-    Pause,
-    Purge,
-    ReadBeaker,
-    Save,
-    Steps,
-    Touch,
-    advance,
-)
+from .policy.ops import STORE_OPS, Done, Op, Pause, ReadBeaker, Steps, advance
 from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
@@ -55,25 +41,13 @@ WRITE_LOCK_STRIPES = 256
 def perform(store: Store, op: Op, beaker: BeakerReader | None = None) -> Any:
     """Carry out one operation on a synchronous store (or, for the transition from
     Beaker, on the reader of Beaker's records)."""
-    if isinstance(op, Load):
-        return store.load(op.key)
-    if isinstance(op, Save):
-        return store.save(op.key, op.data, op.ttl, op.expected)
-    if isinstance(op, Touch):
-        return store.touch(op.key, op.ttl)
-    if isinstance(op, Delete):
-        return store.delete(op.key)
-    if isinstance(op, Count):
-        return store.count()
-    if isinstance(op, Purge):
-        return store.purge_expired()
+    if isinstance(op, STORE_OPS):
+        return op.call(store)
     if isinstance(op, Pause):
         return time.sleep(op.seconds)
-    if isinstance(op, (ReadBeaker, DeleteBeaker)):
-        if beaker is None:
-            raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
-        return beaker.load(op.beaker_id) if isinstance(op, ReadBeaker) else beaker.delete(op.beaker_id)
-    raise TypeError(f"not a store operation: {op!r}")
+    if beaker is None:
+        raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
+    return beaker.load(op.beaker_id) if isinstance(op, ReadBeaker) else beaker.delete(op.beaker_id)
 
 
 def run(store: Store | None, steps: Steps[T], trip: Trip | None = None, beaker: BeakerReader | None = None) -> T:

@@ -17,21 +17,7 @@ from ..errors import ConfigurationError
 from ..manager import WRITE_LOCK_STRIPES, beaker_reader
 from ..manager import run as run_without_io
 from ..policy.cookie import CookieSessions
-from ..policy.ops import (
-    Count,
-    Delete,
-    DeleteBeaker,
-    Done,
-    Load,
-    Op,
-    Pause,
-    Purge,
-    ReadBeaker,
-    Save,
-    Steps,
-    Touch,
-    advance,
-)
+from ..policy.ops import STORE_OPS, Done, Op, Pause, ReadBeaker, Steps, advance
 from ..policy.server import Moved, ServerSessions
 from ..session import Session
 from ..stores.aio import AsyncStore, open_async_store
@@ -45,26 +31,14 @@ T = TypeVar("T")
 async def perform(store: AsyncStore, op: Op, beaker: BeakerReader | None = None) -> Any:
     """Carry out one operation on an async store (Beaker's records, read while the
     transition from Beaker is on, are read in a worker thread)."""
-    if isinstance(op, Load):
-        return await store.load(op.key)
-    if isinstance(op, Save):
-        return await store.save(op.key, op.data, op.ttl, op.expected)
-    if isinstance(op, Touch):
-        return await store.touch(op.key, op.ttl)
-    if isinstance(op, Delete):
-        return await store.delete(op.key)
-    if isinstance(op, Count):
-        return await store.count()
-    if isinstance(op, Purge):
-        return await store.purge_expired()
+    if isinstance(op, STORE_OPS):
+        return await op.call(store)
     if isinstance(op, Pause):
         return await asyncio.sleep(op.seconds)
-    if isinstance(op, (ReadBeaker, DeleteBeaker)):
-        if beaker is None:
-            raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
-        action = beaker.load if isinstance(op, ReadBeaker) else beaker.delete
-        return await asyncio.to_thread(action, op.beaker_id)
-    raise TypeError(f"not a store operation: {op!r}")
+    if beaker is None:
+        raise RuntimeError(f"no reader of Beaker's records was configured, but the policy asked for {op!r}")
+    action = beaker.load if isinstance(op, ReadBeaker) else beaker.delete
+    return await asyncio.to_thread(action, op.beaker_id)
 
 
 async def run(store: AsyncStore | None, steps: Steps[T], beaker: BeakerReader | None = None) -> T:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..stores.base import Version
+
+if TYPE_CHECKING:
+    from ..stores.aio.base import AsyncStore
+    from ..stores.base import Store
 
 T = TypeVar("T")
 
@@ -22,6 +26,10 @@ class Load:
     """``store.load(key)`` -> Record | None."""
 
     key: str
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        """The store's call: its result from a store, an awaitable from an async store."""
+        return store.load(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,9 @@ class Save:
     ttl: int | None
     expected: Version | None
 
+    def call(self, store: Store | AsyncStore) -> Any:
+        return store.save(self.key, self.data, self.ttl, self.expected)
+
 
 @dataclass(frozen=True, slots=True)
 class Touch:
@@ -41,6 +52,9 @@ class Touch:
     key: str
     ttl: int | None
 
+    def call(self, store: Store | AsyncStore) -> Any:
+        return store.touch(self.key, self.ttl)
+
 
 @dataclass(frozen=True, slots=True)
 class Delete:
@@ -48,15 +62,24 @@ class Delete:
 
     key: str
 
+    def call(self, store: Store | AsyncStore) -> Any:
+        return store.delete(self.key)
+
 
 @dataclass(frozen=True, slots=True)
 class Count:
     """``store.count()`` -> int | None."""
 
+    def call(self, store: Store | AsyncStore) -> Any:
+        return store.count()
+
 
 @dataclass(frozen=True, slots=True)
 class Purge:
     """``store.purge_expired()`` -> int."""
+
+    def call(self, store: Store | AsyncStore) -> Any:
+        return store.purge_expired()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +103,10 @@ class DeleteBeaker:
     beaker_id: str
 
 
-Op = Load | Save | Touch | Delete | Count | Purge | Pause | ReadBeaker | DeleteBeaker
+#: The operations a store carries out, each with its ``call(store)``.
+STORE_OPS = (Load, Save, Touch, Delete, Count, Purge)
+StoreOp = Load | Save | Touch | Delete | Count | Purge
+Op = StoreOp | Pause | ReadBeaker | DeleteBeaker
 
 #: A policy step: yields operations, receives their results, returns a ``T``.
 Steps = Generator[Op, Any, T]
