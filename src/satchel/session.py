@@ -138,18 +138,7 @@ class Session(dict[str, Any]):
         clock: Clock = system_clock,
     ) -> None:
         super().__init__(data or ())
-        #: The loaded data's values still encoded, decoded one by one as they are read.
-        self._entries = entries
-        #: Keys decoded from ``_entries``, with the JSON they were decoded from.
-        self._fetched: dict[str, bytes] = {}
-        #: Keys of ``_entries`` deleted by this request.
-        self._removed: set[str] = set()
-        #: Keys of ``_entries`` whose value did not decode: absent for the view.
-        self._unreadable: set[str] = set()
-        if entries is not None and (first := entries.first()) is not None:
-            # Code that reads a dict's storage directly (the json module's C encoder
-            # answers "{}" for an empty one) must not take the session for empty.
-            self._decoded(entries, *first)
+        self._reset_entries(entries)
         #: Where the session reads the time (the policy's clock).
         self.clock = clock
         now = clock()
@@ -225,11 +214,9 @@ class Session(dict[str, Any]):
         """
         assert self.loaded is not None
         loaded, forced = self.loaded.body, self.marked_changed
-        if self._entries is not None:
-            body = self._splice(self._entries)
-            if body is not None:
-                return body if forced or body != loaded else None
-            self._materialize()
+        body = self._spliced()
+        if body is not None:
+            return body if forced or body != loaded else None
         if not (self.written or forced or self.flash_queues) and only_plain(self):
             return None
         body = self._encode_whole()
@@ -248,12 +235,34 @@ class Session(dict[str, Any]):
 
     def encode(self) -> bytes:
         """The session's body as it is now (NotSerializable naming a key that cannot be stored)."""
-        if self._entries is not None:
-            body = self._splice(self._entries)
-            if body is not None:
-                return body
+        body = self._spliced()
+        return body if body is not None else self._encode_whole()
+
+    def _spliced(self) -> bytes | None:
+        """The loaded body with what the view changed spliced in (see :meth:`_splice`);
+        None when the session holds no encoded values, or no longer does because its
+        body must be encoded whole."""
+        if self._entries is None:
+            return None
+        body = self._splice(self._entries)
+        if body is None:
             self._materialize()
-        return self._encode_whole()
+        return body
+
+    def _reset_entries(self, entries: Entries | None = None) -> None:
+        """Start over with ``entries`` still encoded (none: every value is in the dict)."""
+        #: The loaded data's values still encoded, decoded one by one as they are read.
+        self._entries = entries
+        #: Keys decoded from ``_entries``, with the JSON they were decoded from.
+        self._fetched: dict[str, bytes] = {}
+        #: Keys of ``_entries`` deleted by this request.
+        self._removed: set[str] = set()
+        #: Keys of ``_entries`` whose value did not decode: absent for the view.
+        self._unreadable: set[str] = set()
+        if entries is not None and (first := entries.first()) is not None:
+            # Code that reads a dict's storage directly (the json module's C encoder
+            # answers "{}" for an empty one) must not take the session for empty.
+            self._decoded(entries, *first)
 
     def _encode_whole(self) -> bytes:
         """The body of a session whose values are all decoded, from the dict's storage
@@ -319,7 +328,7 @@ class Session(dict[str, Any]):
         data.update(dict.items(self))  # what the view set or was handed, in place
         dict.clear(self)
         dict.update(self, data)
-        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
+        self._reset_entries()
 
     def replace_state(
         self, data: Mapping[str, Any], flash: dict[str, list[Any]], csrf: str | None, user_id: str | None
@@ -327,7 +336,7 @@ class Session(dict[str, Any]):
         """Take the state a merge produced (no write is marked: it is what is stored)."""
         dict.clear(self)
         dict.update(self, data)
-        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
+        self._reset_entries()
         self.flash_queues, self.csrf, self.user_id = flash, csrf, user_id
 
     def _snapshot(self) -> tuple[Any, ...]:
@@ -431,7 +440,7 @@ class Session(dict[str, Any]):
     @_mutation
     def clear(self) -> None:
         dict.clear(self)
-        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
+        self._reset_entries()
         self.increments.clear()
 
     @_mutation
@@ -506,7 +515,7 @@ class Session(dict[str, Any]):
         if self.loaded is not None:
             self.ended.append(Ended(self.regenerated_from or self.id, self.loaded.user))
         dict.clear(self)
-        self._entries, self._fetched, self._removed, self._unreadable = None, {}, set(), set()
+        self._reset_entries()
         self.increments = {}
         self.flash_queues, self.csrf, self.user_id = {}, None, None
         self._id = None
@@ -606,7 +615,7 @@ class Session(dict[str, Any]):
             self.replace_state({}, {}, None, None)
         else:
             self.replace_state(loaded.data, loaded.flash, loaded.csrf, loaded.user)
-            self._entries = loaded.entries
+            self._reset_entries(loaded.entries)
         self.written = self.marked_changed = False
 
     @property

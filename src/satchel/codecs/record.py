@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,12 @@ _TAGGED_HEAD = '{"x":1,"d":{'
 _LINED = (b'{"d":{\n', b'{"x":1,"d":{\n')
 #: Where the data of a body written one entry per line ends.
 _DATA_END = b"\n}"
+
+
+def _nests_too_deep(raw: bytes, values: Iterable[Any]) -> bool:
+    """Whether one of the values decoded from ``raw`` nests past MAX_DEPTH (its brackets
+    are counted first: most bodies hold too few to)."""
+    return raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(value) for value in values)
 
 
 @dataclass(slots=True)
@@ -206,7 +212,7 @@ def decode_body(raw: bytes) -> Body:
     except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
     _check_shape(data, flash, csrf, user)
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and any(too_deep(v) for v in data.values()):
+    if _nests_too_deep(raw, data.values()):
         raise BadData(f"session body nests more than {MAX_DEPTH} levels deep")
     return Body(data, flash, csrf, user)
 
@@ -257,27 +263,19 @@ class Entries:
 
     def piece(self, key: str) -> bytes | None:
         """The JSON of ``key``'s value as stored, or None when the body has no such key."""
-        needle = b"\n%s:" % dumps(key).encode("utf-8")
+        needle = _needle(key)
         at = self.body.find(needle, self.start, self.end)
         if at < 0:
             return None
-        begin = at + len(needle)
-        stop = self.body.find(b"\n", begin, self.end)
-        stop = self.end if stop < 0 else stop
-        return self.body[begin : stop - 1 if self.body[stop - 1] == 0x2C else stop]  # 0x2C: the comma
+        return self.body[at + len(needle) : _line_end(self.body, at, self.end)].removesuffix(b",")
 
     def first(self) -> tuple[str, bytes] | None:
         """The first entry's key and value JSON; None when its line is not one."""
-        stop = self.body.find(b"\n", self.start + 1, self.end)
-        line = self.body[self.start + 1 : self.end if stop < 0 else stop].removesuffix(b",")
+        line = self.body[self.start + 1 : _line_end(self.body, self.start, self.end)].removesuffix(b",")
         try:
-            text = line.decode("utf-8")
-            key, end = _decoder.raw_decode(text)
+            return _entry(line)
         except (*READ_ERRORS, UnicodeDecodeError):
             return None
-        if type(key) is not str or text[end : end + 1] != ":":
-            return None
-        return key, line[len(text[: end + 1].encode("utf-8")) :]
 
     def decode(self, piece: bytes) -> Any:
         """One value from its JSON; BadData when it is not one a session can hold."""
@@ -286,7 +284,7 @@ class Entries:
             value = decoder.decode(piece.decode("utf-8"))
         except (*READ_ERRORS, UnicodeDecodeError) as exc:
             raise BadData(f"a session value is not valid: {exc}") from None
-        if piece.count(b"[") + piece.count(b"{") > MAX_DEPTH and too_deep(value):
+        if _nests_too_deep(piece, (value,)):
             raise BadData(f"a session value nests more than {MAX_DEPTH} levels deep")
         return value
 
@@ -297,7 +295,7 @@ class Entries:
         decoder = _tagged_decoder if self.tagged else _decoder
         try:
             whole = decoder.decode(data.decode("utf-8"))
-            if type(whole) is dict and not (data.count(b"[") + data.count(b"{") > MAX_DEPTH and too_deep(whole)):
+            if type(whole) is dict and not _nests_too_deep(data, whole.values()):
                 return whole, []
         except (*READ_ERRORS, UnicodeDecodeError):
             pass
@@ -305,11 +303,8 @@ class Entries:
         bad: list[str] = []
         for line in data[2:-2].split(b",\n"):  # one "key":value each
             try:
-                text = line.decode("utf-8")
-                key, end = _decoder.raw_decode(text)
-                if type(key) is not str or text[end : end + 1] != ":":
-                    raise ValueError("not a session entry")
-                out[key] = self.decode(text[end + 1 :].encode("utf-8"))
+                key, piece = _entry(line)
+                out[key] = self.decode(piece)
             except (*READ_ERRORS, UnicodeDecodeError, BadData):
                 bad.append(repr(line[:40]))
         return out, bad
@@ -319,19 +314,38 @@ class Entries:
         ``removed`` keys' lines taken out, and ``tail`` after the data."""
         lines = self.body[self.start : self.end]  # "\n" + entry, entries joined by ","
         for key in removed:
-            lines = _without(lines, b"\n%s:" % dumps(key).encode("utf-8"))
+            lines = _without(lines, _needle(key))
         for key, piece in changed.items():
-            needle = b"\n%s:" % dumps(key).encode("utf-8")
+            needle = _needle(key)
             at = -1 if key in removed else lines.find(needle)
             if at < 0:
                 lines = b"%s,%s%s" % (lines, needle, piece) if lines else needle + piece
                 continue
-            stop = lines.find(b"\n", at + 1)
-            stop = len(lines) if stop < 0 else stop
-            comma = b"," if lines[stop - 1] == 0x2C else b""
+            stop = _line_end(lines, at, len(lines))
+            comma = b"," if lines[stop - 1] == 0x2C else b""  # 0x2C: another entry follows
             lines = b"%s%s%s%s%s" % (lines[:at], needle, piece, comma, lines[stop:])
         head = self.body[: self.start]
         return head + lines + _DATA_END + tail if lines else head + b"}" + tail
+
+
+def _needle(key: str) -> bytes:
+    """What starts ``key``'s line: a line break, the key's JSON and the colon."""
+    return b"\n%s:" % dumps(key).encode("utf-8")
+
+
+def _line_end(text: bytes, at: int, end: int) -> int:
+    """Where the line starting at ``at`` (its line break) ends: the next line break, or ``end``."""
+    stop = text.find(b"\n", at + 1, end)
+    return end if stop < 0 else stop
+
+
+def _entry(line: bytes) -> tuple[str, bytes]:
+    """The key and the value's JSON of one ``"key":value`` line (ValueError when it is not one)."""
+    text = line.decode("utf-8")
+    key, end = _decoder.raw_decode(text)
+    if type(key) is not str or text[end : end + 1] != ":":
+        raise ValueError("not a session entry")
+    return key, line[len(text[: end + 1].encode("utf-8")) :]
 
 
 def _without(lines: bytes, needle: bytes) -> bytes:
@@ -339,8 +353,7 @@ def _without(lines: bytes, needle: bytes) -> bytes:
     at = lines.find(needle)
     if at < 0:
         return lines
-    stop = lines.find(b"\n", at + 1)
-    stop = len(lines) if stop < 0 else stop
+    stop = _line_end(lines, at, len(lines))
     if lines[stop - 1] == 0x2C:  # followed by another entry: drop "entry,"
         return lines[:at] + lines[stop:]
     return lines[: max(at - 1, 0)] + lines[stop:]  # the last entry: drop ",entry"
