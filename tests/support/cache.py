@@ -16,7 +16,7 @@ from satchel.cache import CacheRegion, regions_from_settings
 from satchel.cache.generations import Generations
 from tests.support.servers import RedisServer as RedisServer
 from tests.support.servers import free_port as free_port
-from tests.support.services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, need_port
+from tests.support.services import MEMCACHED_SERVERS, POSTGRES_URL, REDIS_URL, VALKEY_URL, need_port
 
 FIELD_BLOCK = {
     "cache.regions": "default_term, second, short_term, long_term",
@@ -34,6 +34,7 @@ SESSION = {
 #: The shared backends, by the names the tests use.
 TYPES = {
     "redis": "ext:redis",
+    "valkey": "ext:redis",
     "memcached": "ext:memcached",
     "file": "file",
     "sql": "ext:database",
@@ -42,7 +43,7 @@ TYPES = {
 
 
 #: Every shared backend a region can live on.
-SHARED_KINDS = ["redis", "memcached", "file", "sql", "postgres"]
+SHARED_KINDS = ["redis", "valkey", "memcached", "file", "sql", "postgres"]
 
 
 class Creator:
@@ -60,6 +61,11 @@ class Creator:
 def need_redis() -> None:
     parts = urlsplit(REDIS_URL)
     need_port(parts.hostname or "127.0.0.1", parts.port or 6379, "Redis")
+
+
+def need_valkey() -> None:
+    parts = urlsplit(VALKEY_URL)
+    need_port(parts.hostname or "127.0.0.1", parts.port or 6390, "Valkey")
 
 
 def need_memcached() -> None:
@@ -84,6 +90,9 @@ def server_settings(kind: str, tmp_path: Path, expire: int | None = 60, **extra:
     if kind == "redis":
         need_redis()
         settings["cache.url"] = REDIS_URL
+    elif kind == "valkey":
+        need_valkey()
+        settings["cache.url"] = VALKEY_URL
     elif kind == "memcached":
         need_memcached()
         settings["cache.url"] = MEMCACHED_SERVERS

@@ -20,6 +20,8 @@ REDIS_URL = os.environ.get("SATCHEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 REDIS_CLUSTER_PORTS = tuple(
     int(p) for p in os.environ.get("SATCHEL_TEST_REDIS_CLUSTER_PORTS", "7000 7001 7002").split()
 )
+#: A Valkey server (``.ci/services/valkey.sh``): the Redis stores and cache backend run on it too.
+VALKEY_URL = os.environ.get("SATCHEL_TEST_VALKEY_URL", "redis://127.0.0.1:6390/15")
 MEMCACHED_SERVERS = os.environ.get("SATCHEL_TEST_MEMCACHED", "127.0.0.1:11211;127.0.0.1:11212")
 POSTGRES_URL = os.environ.get("SATCHEL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("SATCHEL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
