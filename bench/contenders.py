@@ -246,28 +246,34 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str, sql_
         settings = {**satchel_base, **{f"session.{k}": v for k, v in options.items()}}
         return lambda: app(settings, include="satchel")
 
-    def satchel_metrics() -> Any:
-        """satchel memory reporting to an OpenTelemetry SDK meter provider (the default
-        auto setting reports nothing without one): what metrics on cost a request."""
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    def satchel_metrics(on: bool) -> Callable[[], Any]:
+        """satchel memory with its manager built by hand, reporting to an OpenTelemetry
+        SDK meter provider (``on``; the default auto setting reports nothing without
+        one) or not at all: the two rows differ in the telemetry only."""
 
-        from satchel.config import parse_session_settings
-        from satchel.manager import SessionManager
-        from satchel.telemetry import SessionTelemetry
-        from satchel.web.pyramid import PyramidSession, SatchelSessionFactory
+        def build() -> Any:
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-        settings = {**satchel_base, "session.type": "memory", "session.telemetry": "true"}
-        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-        manager = SessionManager(parse_session_settings(settings), session_class=PyramidSession,
-                                 telemetry=SessionTelemetry("memory", meter_provider=provider))
+            from satchel.config import parse_session_settings
+            from satchel.manager import SessionManager
+            from satchel.telemetry import SessionTelemetry
+            from satchel.web.pyramid import PyramidSession, SatchelSessionFactory
 
-        def configure(config: Configurator) -> None:
-            config.registry.settings.update(settings)
-            config.include("satchel")
-            config.set_session_factory(SatchelSessionFactory(manager))
+            settings = {**satchel_base, "session.type": "memory", "session.telemetry": "true" if on else "false"}
+            provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+            telemetry = SessionTelemetry("memory", meter_provider=provider) if on else None
+            manager = SessionManager(parse_session_settings(settings), session_class=PyramidSession,
+                                     telemetry=telemetry)
 
-        return build_app(configure)
+            def configure(config: Configurator) -> None:
+                config.registry.settings.update(settings)
+                config.include("satchel")
+                config.set_session_factory(SatchelSessionFactory(manager))
+
+            return build_app(configure)
+
+        return build
 
     def pyramid_signed() -> Any:
         return app({}, factory=lambda _: SignedCookieSessionFactory(SECRET))
@@ -300,7 +306,9 @@ def make_contenders(redis_url: str | None, memcached: str | None, tmp: str, sql_
                   counter="redis", unavailable=no_redis),
         Contender("satchel-memory", "satchel", "memory", "satchel memory", satchel_app(type="memory")),
         Contender("satchel-memory-metrics", "satchel", "memory", "satchel memory, metrics on (OTel SDK)",
-                  satchel_metrics, unavailable=_has("opentelemetry.sdk.metrics")),
+                  satchel_metrics(True), unavailable=_has("opentelemetry.sdk.metrics")),
+        Contender("satchel-memory-metrics-off", "satchel", "memory", "satchel memory, metrics off (same wiring)",
+                  satchel_metrics(False), unavailable=_has("opentelemetry.sdk.metrics")),
         Contender("satchel-file", "satchel", "file", "satchel file",
                   satchel_app(type="file", data_dir=os.path.join(tmp, "satchel/data"),
                               lock_dir=os.path.join(tmp, "satchel/lock"))),

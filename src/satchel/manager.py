@@ -23,13 +23,11 @@ from .policy.server import Moved, ServerSessions
 from .policy.users import user_index_key as user_index_key
 from .session import Session
 from .stores import Store, open_store
-from .telemetry import Trip, session_telemetry
-
-if TYPE_CHECKING:
-    from .telemetry import SessionTelemetry
+from .telemetry import session_telemetry
 
 if TYPE_CHECKING:
     from .beaker.readers import BeakerReader
+    from .telemetry import SessionTelemetry, Timer
 
 T = TypeVar("T")
 
@@ -50,20 +48,21 @@ def perform(store: Store, op: Op, beaker: BeakerReader | None = None) -> Any:
     return beaker.load(op.beaker_id) if isinstance(op, ReadBeaker) else beaker.delete(op.beaker_id)
 
 
-def run(store: Store | None, steps: Steps[T], trip: Trip | None = None, beaker: BeakerReader | None = None) -> T:
+def run(store: Store | None, steps: Steps[T], timer: Timer | None = None, beaker: BeakerReader | None = None) -> T:
     """Drive a policy step to its result: each operation it yields is carried out on
     ``store`` and the result sent back; a store's exception is thrown back in. With a
-    ``trip`` (telemetry is on) each operation is timed and counted."""
+    ``timer`` (telemetry is on: the telemetry itself, or a traced open's or commit's
+    :class:`~satchel.telemetry.Trip`) each operation is timed and counted."""
     reply: Any = None
     failure: BaseException | None = None
     while not isinstance(op := advance(steps, reply, failure), Done):
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
-            if trip is None:
+            if timer is None:
                 reply = perform(store, op, beaker)
             else:
-                reply = trip.perform(lambda store, op: perform(store, op, beaker), store, op)
+                reply = timer.perform(perform, store, op, beaker)
             failure = None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
@@ -92,12 +91,14 @@ class SessionManager:
             if store is not None:
                 raise ConfigurationError("session.type = cookie keeps no server-side store; do not pass one")
             self.store: Store | None = None
-            self.policy = CookieSessions(settings, clock, session_class)
         else:
             self.store = store if store is not None else open_store(settings.store, clock=clock)
-        self.telemetry = telemetry if telemetry is not None else session_telemetry(self.store, settings.telemetry)
-        if self.store is not None:
-            observer = self.telemetry if self.telemetry is not None else UNOBSERVED
+        store_name = self.store.name if self.store is not None else "cookie"
+        self.telemetry = telemetry if telemetry is not None else session_telemetry(store_name, settings.telemetry)
+        observer = self.telemetry if self.telemetry is not None else UNOBSERVED
+        if self.store is None:
+            self.policy = CookieSessions(settings, clock, session_class, observer)
+        else:
             self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
         #: Reads Beaker's records while ``session.beaker_transition`` is on.
         self.beaker = beaker_reader(settings)
@@ -116,10 +117,10 @@ class SessionManager:
         if telemetry is None:
             return run(self.store, steps, beaker=self.beaker)
         if not telemetry.tracing():
-            return run(self.store, steps, Trip(telemetry, None), self.beaker)
+            return run(self.store, steps, telemetry, self.beaker)
         with telemetry.span("open") as trip:
             session = run(self.store, steps, trip, self.beaker)
-            trip.outcome = _opened(session)
+            trip.outcome = opened(session)
             return session
 
     def load(self, session_id: str) -> Session | None:
@@ -139,7 +140,7 @@ class SessionManager:
             if telemetry is None:
                 return run(self.store, steps, beaker=self.beaker)
             if not telemetry.tracing():
-                return run(self.store, steps, Trip(telemetry, None), self.beaker)
+                return run(self.store, steps, telemetry, self.beaker)
             with telemetry.span("commit") as trip:
                 return run(self.store, steps, trip, self.beaker)
 
@@ -174,7 +175,7 @@ def beaker_reader(settings: SessionConfig) -> BeakerReader | None:
     return open_reader(settings.store, settings.beaker.type, settings.beaker.table_name)
 
 
-def _opened(session: Session) -> str:
+def opened(session: Session) -> str:
     """An open's outcome: the stored session, a new one, or an unsaved one (store down)."""
     if session.store_unavailable:
         return "unavailable"

@@ -13,13 +13,12 @@ session id, a cookie, a key or a secret.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .policy.ops import Count, Delete, DeleteBeaker, Load, Op, Pause, Purge, ReadBeaker, Save, Touch
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider
     from opentelemetry.trace import Span, TracerProvider
 
-    from .stores.base import Store
 
 try:
     from opentelemetry import metrics, trace
@@ -35,8 +33,9 @@ try:
 except ImportError:  # pragma: no cover - exercised where OpenTelemetry is absent
     metrics = trace = None  # type: ignore[assignment]
 
-#: The share of store operations whose duration goes into the histogram.
-DURATION_SAMPLE = 0.1
+#: At most this many store operations a second have their duration recorded in
+#: the histogram (each recording costs an SDK measurement); below that rate, all of them.
+DURATION_SAMPLES_PER_SECOND = 50.0
 #: Seconds between looks at whether an SDK has set the global tracer provider.
 PROVIDER_CHECK_SECONDS = 5.0
 
@@ -53,6 +52,18 @@ OPERATION_NAMES: dict[type, str] = {
     ReadBeaker: "beaker_read",
     DeleteBeaker: "beaker_delete",
 }
+
+
+class Timer(Protocol):
+    """What a runner hands each store operation to when telemetry is on."""
+
+    def perform(self, perform: Callable[..., Any], store: Any, op: Op, *args: Any) -> Any:
+        """``perform(store, op, *args)``, timed and counted."""
+        ...
+
+    async def perform_async(self, perform: Callable[..., Awaitable[Any]], store: Any, op: Op, *args: Any) -> Any:
+        """``await perform(store, op, *args)``, timed and counted."""
+        ...
 
 
 def available() -> bool:
@@ -84,32 +95,61 @@ def wanted(setting: bool | None) -> bool:
     return setting and available()
 
 
-def outcome_of(op: Op, reply: Any) -> str:
-    """What a store operation's result means: a load's hit or miss, a save's conflict."""
-    if isinstance(op, Load):
-        return "miss" if reply is None else "hit"
-    if isinstance(op, Save):
-        return "conflict" if reply is None else "ok"
-    if isinstance(op, Touch):
-        return "ok" if reply else "miss"
-    return "ok"
+#: What a store operation's result means, by operation and by whether the store
+#: answered None (or False): a load's hit or miss, a save's conflict, a touch's miss.
+#: Every other answer of every other operation is "ok".
+OUTCOMES: dict[tuple[type, bool], str] = {
+    (Load, False): "hit",
+    (Load, True): "miss",
+    (Save, False): "ok",
+    (Save, True): "conflict",
+    (Touch, False): "ok",
+    (Touch, True): "miss",
+}
+
+
+Attributes = tuple[tuple[str, str], ...]
+
+
+class Tally:
+    """One count of a :class:`Counts`: the number for one set of attributes."""
+
+    __slots__ = ("_lock", "attributes", "value")
+
+    def __init__(self, attributes: Attributes, lock: threading.Lock) -> None:
+        self.attributes = attributes
+        self.value: float = 0
+        self._lock = lock
+
+    def add(self, amount: float = 1) -> None:
+        with self._lock:
+            self.value += amount
 
 
 class Counts:
     """Counts kept in the process and handed to OpenTelemetry when a reader collects:
-    an increment costs a dictionary update, not an SDK measurement."""
+    an increment costs a locked addition, not an SDK measurement. Code that counts the
+    same thing often keeps its :class:`Tally` and skips the lookup."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[tuple[tuple[str, str], ...], float] = {}
+        self._tallies: dict[Attributes, Tally] = {}
 
-    def add(self, attributes: tuple[tuple[str, str], ...], amount: float = 1) -> None:
+    def tally(self, attributes: Attributes) -> Tally:
+        """The count for ``attributes``, made on first use."""
         with self._lock:
-            self._counts[attributes] = self._counts.get(attributes, 0) + amount
+            found = self._tallies.get(attributes)
+            if found is None:
+                found = self._tallies[attributes] = Tally(attributes, self._lock)
+            return found
 
-    def snapshot(self) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+    def add(self, attributes: Attributes, amount: float = 1) -> None:
+        self.tally(attributes).add(amount)
+
+    def snapshot(self) -> list[tuple[Attributes, float]]:
+        """Every count that is not zero (tallies made ahead of use count nothing yet)."""
         with self._lock:
-            return list(self._counts.items())
+            return [(tally.attributes, tally.value) for tally in self._tallies.values() if tally.value]
 
 
 class Reported:
@@ -131,7 +171,7 @@ class Reported:
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             sources = list(self._sources)
-        totals: dict[tuple[tuple[str, str], ...], float] = {}
+        totals: dict[Attributes, float] = {}
         for counts in sources:
             for attributes, value in counts.snapshot():
                 totals[attributes] = totals.get(attributes, 0) + value
@@ -164,9 +204,11 @@ class SessionTelemetry:
     """The instruments of one session store: operation counts and durations, policy
     decisions, spans.
 
-    Counts are exact and cheap (see :class:`Counts`); a duration is recorded in the
-    histogram for a random ``duration_sample`` share of operations, which leaves its
-    percentiles unbiased and its cost a fraction of an SDK measurement per operation.
+    Counts are exact and cheap (see :class:`Counts`). Durations go into the
+    histogram for every operation up to ``durations_per_second``, then for one
+    operation in each 1/``durations_per_second`` of a second: which operation is
+    recorded depends on when it started, not on how long it took, so percentiles
+    stay unbiased, and the SDK's cost per second is bounded whatever the traffic.
     Spans are made only when a tracer provider is configured (or given).
     It is also the policy's observer (:mod:`satchel.policy.events`): each decision is
     counted and, inside a traced open or commit, added to that span as an event.
@@ -178,7 +220,7 @@ class SessionTelemetry:
         *,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
-        duration_sample: float = DURATION_SAMPLE,
+        durations_per_second: float = DURATION_SAMPLES_PER_SECOND,
     ) -> None:
         if metrics is None or trace is None:
             raise RuntimeError("satchel's telemetry needs opentelemetry-api")
@@ -186,7 +228,11 @@ class SessionTelemetry:
 
         meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.store_name = store_name
-        self.duration_sample = duration_sample
+        if not durations_per_second > 0:
+            raise ValueError("durations_per_second must be positive (math.inf: record every duration)")
+        #: Seconds between two recorded durations (0.0: record every one).
+        self.duration_interval = 1.0 / durations_per_second
+        self._next_duration = float("-inf")
         self.operations = Counts()
         self.events = Counts()
         report(
@@ -212,10 +258,16 @@ class SessionTelemetry:
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         self._always_trace = tracer_provider is not None
         self._provider_checked_at = float("-inf")
-        self._operation_attributes: dict[tuple[type, str, str | None], tuple[tuple[str, str], ...]] = {}
-        self._attributes: dict[tuple[tuple[str, str | None], ...], tuple[tuple[str, str], ...]] = {}
+        self._attributes: dict[tuple[tuple[str, str | None], ...], Attributes] = {}
+        #: Each operation's count by (operation, empty answer), made once: counting an
+        #: operation costs one lookup and one addition.
+        self._outcomes = {
+            (kind, empty): self.operations.tally(self._operation(kind, OUTCOMES.get((kind, empty), "ok")))
+            for kind in OPERATION_NAMES
+            for empty in (False, True)
+        }
 
-    def attributes(self, *pairs: tuple[str, str | None]) -> tuple[tuple[str, str], ...]:
+    def attributes(self, *pairs: tuple[str, str | None]) -> Attributes:
         """One data point's attributes with the store's name, made once and reused."""
         key = tuple(pairs)
         found = self._attributes.get(key)
@@ -230,17 +282,50 @@ class SessionTelemetry:
         if span.is_recording():
             span.add_event(f"satchel.session.{name}", {"satchel.reason": reason} if reason else {})
 
-    def record(self, kind: type, seconds: float, outcome: str, error: str | None = None) -> None:
-        """One store operation of class ``kind``, its duration and outcome."""
-        key = (kind, outcome, error)
-        attributes = self._operation_attributes.get(key)
-        if attributes is None:
-            attributes = self._operation_attributes[key] = self.attributes(
-                ("satchel.operation", OPERATION_NAMES[kind]), ("satchel.outcome", outcome), ("error.type", error)
-            )
-        self.operations.add(attributes)
-        if random.random() < self.duration_sample:
-            self.duration.record(seconds, dict(attributes))
+    def perform(self, perform: Callable[..., Any], store: Any, op: Op, *args: Any) -> Any:
+        """``perform(store, op, *args)``, timed and counted."""
+        kind = type(op)
+        if kind is Pause:
+            return perform(store, op, *args)
+        started = time.perf_counter()
+        try:
+            reply = perform(store, op, *args)
+        except Exception as exc:
+            self.record(self.operations.tally(self._failed(kind, exc)), started)
+            raise
+        self.record(self._outcomes[kind, reply is None or reply is False], started)
+        return reply
+
+    async def perform_async(self, perform: Callable[..., Awaitable[Any]], store: Any, op: Op, *args: Any) -> Any:
+        """``await perform(store, op, *args)``, timed and counted (the async runner's :meth:`perform`)."""
+        kind = type(op)
+        if kind is Pause:
+            return await perform(store, op, *args)
+        started = time.perf_counter()
+        try:
+            reply = await perform(store, op, *args)
+        except Exception as exc:
+            self.record(self.operations.tally(self._failed(kind, exc)), started)
+            raise
+        self.record(self._outcomes[kind, reply is None or reply is False], started)
+        return reply
+
+    def _operation(self, kind: type, outcome: str, error: str | None = None) -> Attributes:
+        return self.attributes(
+            ("satchel.operation", OPERATION_NAMES[kind]), ("satchel.outcome", outcome), ("error.type", error)
+        )
+
+    def _failed(self, kind: type, exc: Exception) -> Attributes:
+        return self._operation(kind, "error", type(exc).__qualname__)
+
+    def record(self, tally: Tally, started: float) -> None:
+        """One store operation, begun at ``started`` (``time.perf_counter``) and just
+        ended: counted in ``tally``, its duration recorded when one is due."""
+        tally.add()
+        if started >= self._next_duration:
+            # Two threads may both pass here at once: one duration more, never a wrong one.
+            self._next_duration = started + self.duration_interval
+            self.duration.record(time.perf_counter() - started, dict(tally.attributes))
 
     def tracing(self) -> bool:
         """True when spans go somewhere: a tracer provider was given, or an SDK set the
@@ -272,40 +357,42 @@ class SessionTelemetry:
 
 
 class Trip:
-    """The store operations of one traced open or commit: timed one by one, counted
-    for the span (``satchel.round_trips``, ``satchel.outcome``)."""
+    """The store operations of one traced open or commit, counted for its span
+    (``satchel.round_trips``, ``satchel.outcome``); each is timed by the telemetry."""
 
     __slots__ = ("conflicts", "deletes", "outcome", "round_trips", "saves", "span", "telemetry", "touches")
 
-    def __init__(self, telemetry: SessionTelemetry, span: Span | None) -> None:
+    def __init__(self, telemetry: SessionTelemetry, span: Span) -> None:
         self.telemetry = telemetry
         self.span = span
         #: Set by the caller when it knows better than the operations tell (a load's result).
         self.outcome: str | None = None
         self.round_trips = self.saves = self.conflicts = self.deletes = self.touches = 0
 
-    def perform(self, perform: Callable[[Store, Op], Any], store: Store, op: Op) -> Any:
-        """``perform(store, op)``, timed and counted."""
+    def perform(self, perform: Callable[..., Any], store: Any, op: Op, *args: Any) -> Any:
+        """``perform(store, op, *args)``, timed and counted, and counted for the span."""
+        self.round_trips += type(op) is not Pause
+        reply = self.telemetry.perform(perform, store, op, *args)
+        self._count(op, reply)
+        return reply
+
+    async def perform_async(self, perform: Callable[..., Awaitable[Any]], store: Any, op: Op, *args: Any) -> Any:
+        """``await perform(store, op, *args)``, timed and counted, and counted for the span."""
+        self.round_trips += type(op) is not Pause
+        reply = await self.telemetry.perform_async(perform, store, op, *args)
+        self._count(op, reply)
+        return reply
+
+    def _count(self, op: Op, reply: Any) -> None:
         kind = type(op)
-        if kind is Pause:
-            return perform(store, op)
-        self.round_trips += 1
-        started = time.perf_counter()
-        try:
-            reply = perform(store, op)
-        except Exception as exc:
-            self.telemetry.record(kind, time.perf_counter() - started, "error", type(exc).__qualname__)
-            raise
-        outcome = outcome_of(op, reply)
-        self.telemetry.record(kind, time.perf_counter() - started, outcome)
         if kind is Save:
-            self.saves += outcome == "ok"
-            self.conflicts += outcome == "conflict"
+            saved = reply is not None
+            self.saves += saved
+            self.conflicts += not saved
         elif kind is Delete:
             self.deletes += 1
         elif kind is Touch:
             self.touches += 1
-        return reply
 
     def summary(self) -> str:
         """A commit's outcome from what it did: written (after merging, when it conflicted),
@@ -319,8 +406,6 @@ class Trip:
         return "unchanged"
 
     def finish(self, outcome: str, error: str | None = None) -> None:
-        if self.span is None:
-            return
         self.span.set_attribute("satchel.outcome", outcome)
         self.span.set_attribute("satchel.round_trips", self.round_trips)
         if error is not None:
@@ -329,11 +414,12 @@ class Trip:
                 self.span.set_status(trace.Status(trace.StatusCode.ERROR, error))
 
 
-def session_telemetry(store: Store | None, enabled: bool | None = None) -> SessionTelemetry | None:
-    """The telemetry of a manager's store, or None when off (see :func:`wanted`)."""
+def session_telemetry(store_name: str, enabled: bool | None = None) -> SessionTelemetry | None:
+    """The telemetry of a manager's store (``"cookie"`` in cookie mode), or None when
+    off (see :func:`wanted`)."""
     if not wanted(enabled):
         return None
-    return SessionTelemetry(store.name if store is not None else "cookie")
+    return SessionTelemetry(store_name)
 
 
 class CacheTelemetry:
@@ -355,13 +441,14 @@ class CacheTelemetry:
             unit="{event}",
             description="Cache region lookups by outcome, values created, lock waits, invalidations, errors",
         )
-        self._attributes: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._tallies: dict[str, Tally] = {}
 
     def event(self, name: str, count: int = 1) -> None:
-        attributes = self._attributes.get(name)
-        if attributes is None:
-            attributes = self._attributes[name] = (("satchel.cache.region", self.region), ("satchel.event", name))
-        self.counts.add(attributes, count)
+        tally = self._tallies.get(name)
+        if tally is None:
+            attributes = (("satchel.cache.region", self.region), ("satchel.event", name))
+            tally = self._tallies[name] = self.counts.tally(attributes)
+        tally.add(count)
 
 
 def cache_telemetry(region: str, enabled: bool | None = None) -> CacheTelemetry | None:
@@ -372,14 +459,14 @@ def cache_telemetry(region: str, enabled: bool | None = None) -> CacheTelemetry 
 
 
 __all__ = [
-    "DURATION_SAMPLE",
+    "DURATION_SAMPLES_PER_SECOND",
     "SCOPE",
     "CacheTelemetry",
     "Counts",
     "SessionTelemetry",
+    "Timer",
     "Trip",
     "available",
     "cache_telemetry",
-    "outcome_of",
     "session_telemetry",
 ]

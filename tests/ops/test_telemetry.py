@@ -4,9 +4,12 @@ outage, on a real Redis whose driver spans nest under satchel's."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +22,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from satchel.aio.manager import AsyncSessionManager
 from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
+from satchel.stores.aio import AsyncMemoryStore
+from satchel.stores.aio.redis import AsyncRedisStore
 from satchel.stores.memory import MemoryStore
 from satchel.stores.redis import RedisStore
 from satchel.telemetry import SessionTelemetry
@@ -42,7 +48,7 @@ class Otel:
             store_name,
             meter_provider=self.meter_provider,
             tracer_provider=self.tracer_provider,
-            duration_sample=1.0,
+            durations_per_second=math.inf,
         )
 
     def finished(self, name: str) -> list[ReadableSpan]:
@@ -273,18 +279,38 @@ def test_redis_commands_are_children_of_the_session_spans(otel: Otel, clock: Fak
         assert not any(cookie.split("=", 1)[1] in v for v in values)
 
 
-def test_durations_are_sampled_but_operations_counted_exactly(otel: Otel, clock: FakeClock) -> None:
+def timed_opens(otel: Otel, clock: FakeClock, durations_per_second: float, opens: int) -> tuple[int, int, float]:
+    """Open ``opens`` unknown sessions: (loads counted, durations recorded, seconds it took)."""
     config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
     store = MemoryStore(clock=clock)
-    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider, duration_sample=0.1)
+    telemetry = SessionTelemetry(
+        store.name, meter_provider=otel.meter_provider, durations_per_second=durations_per_second
+    )
     manager = SessionManager(config, store, clock=clock, telemetry=telemetry)
     unknown = manager.policy.signer.sign(secrets.token_urlsafe(32))  # type: ignore[union-attr]
-    for _ in range(1000):
+    started = time.perf_counter()
+    for _ in range(opens):
         manager.open(unknown)
+    elapsed = time.perf_counter() - started
     (loads,) = otel.points("satchel.session.operations")
     (timed,) = otel.points("satchel.session.operation.duration")
-    assert loads.value == 1000
-    assert 20 < timed.count < 400
+    return int(loads.value), int(timed.count), elapsed
+
+
+def test_durations_recorded_are_capped_per_second_but_operations_counted_exactly(otel: Otel, clock: FakeClock) -> None:
+    loads, timed, elapsed = timed_opens(otel, clock, durations_per_second=50, opens=1000)
+    assert loads == 1000
+    assert 1 <= timed <= 50 * elapsed + 1
+
+
+def test_every_duration_is_recorded_below_the_cap(otel: Otel, clock: FakeClock) -> None:
+    loads, timed, _ = timed_opens(otel, clock, durations_per_second=1e9, opens=200)
+    assert loads == timed == 200
+
+
+def test_the_duration_cap_must_be_positive(otel: Otel) -> None:
+    with pytest.raises(ValueError, match="durations_per_second"):
+        SessionTelemetry("memory", meter_provider=otel.meter_provider, durations_per_second=0)
 
 
 def test_no_spans_without_a_tracer_provider(otel: Otel, clock: FakeClock) -> None:
@@ -307,6 +333,7 @@ def test_no_telemetry_when_the_setting_is_off(clock: FakeClock) -> None:
 def test_without_opentelemetry_nothing_is_imported_or_measured() -> None:
     script = """
 import sys
+import time
 sys.modules["opentelemetry"] = None  # as if it were not installed
 from satchel.config import parse_session_settings
 from satchel.manager import SessionManager
@@ -352,3 +379,84 @@ def test_durations_fall_in_buckets_of_seconds(otel: Otel, clock: FakeClock) -> N
         assert timed.explicit_bounds[0] <= 0.001 and timed.explicit_bounds[-1] >= 1
         # memory store operations take well under 10 ms: they fall below that bound
         assert sum(timed.bucket_counts[: timed.explicit_bounds.index(0.01) + 1]) == timed.count
+
+
+# -- the async manager reports the same ------------------------------------------------
+
+
+def async_memory_manager(otel: Otel, clock: FakeClock) -> AsyncSessionManager:
+    config = parse_session_settings({**BASE_SETTINGS, "session.type": "memory"})
+    store = AsyncMemoryStore(clock=clock)
+    return AsyncSessionManager(config, store, clock=clock, telemetry=otel.telemetry(store.name))
+
+
+def test_async_manager_spans_counts_and_merges_like_the_sync_one(otel: Otel, clock: FakeClock) -> None:
+    async def visit() -> None:
+        manager = async_memory_manager(otel, clock)
+        first = await manager.open_request(None)
+        first["a"] = 0
+        cookie = cookie_of(await manager.commit(first))
+        left, right = await manager.open_request(cookie), await manager.open_request(cookie)
+        left["a"], right["a"], right["b"] = 1, 2, 2
+        await manager.commit(left)
+        otel.spans.clear()
+        await manager.commit(right)
+
+    asyncio.run(visit())
+    (committed,) = otel.finished("satchel.session.commit")
+    assert committed.attributes is not None
+    assert committed.attributes["satchel.outcome"] == "merged"
+    assert committed.attributes["satchel.round_trips"] == 3  # save, reload, save
+    assert otel.events() == {"created": 1, "conflict": 1, "merged": 1, "overwritten": 1}
+    # the record cap is counted before the first save
+    assert otel.operations() == {("count", "ok"): 1, ("load", "hit"): 3, ("save", "ok"): 3, ("save", "conflict"): 1}
+
+
+def test_async_manager_counts_an_outage_without_tracing(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings(
+        {
+            **BASE_SETTINGS,
+            "session.type": "redis",
+            "session.on_store_error": "fresh",
+            "session.url": f"redis://127.0.0.1:{free_port()}/0",
+            "session.socket_timeout": "0.2",
+        }
+    )
+    store = AsyncRedisStore.from_options(config.store.options)
+    telemetry = SessionTelemetry(store.name, meter_provider=otel.meter_provider, durations_per_second=math.inf)
+    manager = AsyncSessionManager(config, store, clock=clock, telemetry=telemetry)
+    assert not telemetry.tracing()
+    signed = manager.policy.signer.sign(secrets.token_urlsafe(32))  # type: ignore[union-attr]
+
+    session = asyncio.run(manager.open(signed))
+
+    assert session.store_unavailable
+    assert otel.events() == {"outage": 1}
+    (load,) = otel.points("satchel.session.operation.duration")
+    assert (load.count, load.attributes["satchel.outcome"]) == (1, "error")
+    assert load.attributes["error.type"] == "StoreUnavailable"
+    assert otel.spans.get_finished_spans() == ()
+
+
+def test_cookie_sessions_count_creations_refusals_and_invalidations(otel: Otel, clock: FakeClock) -> None:
+    config = parse_session_settings(
+        {**BASE_SETTINGS, "session.type": "cookie", "session.encrypt_key": "telemetry-cookie-key-Qm7Xw2Lp9Zr4Tk8Vb3"}
+    )
+    manager = SessionManager(config, clock=clock, telemetry=otel.telemetry("cookie"))
+    session = manager.open_request(None)
+    session["n"] = 1
+    cookie = cookie_of(manager.commit(session))
+    name, _, value = cookie.partition("=")
+    manager.open_request(f"{name}={value[:-4]}AAAA")  # tampered
+    again = manager.open_request(cookie)
+    again.invalidate()
+    assert manager.commit(again)[0].startswith(f"{name}=;")
+
+    assert otel.events() == {"created": 1, "refused": 1, "invalidated": 1}
+    (refused,) = (p for p in otel.points("satchel.session.events") if p.attributes["satchel.event"] == "refused")
+    assert refused.attributes["satchel.reason"]
+    assert [span.attributes["satchel.outcome"] for span in otel.finished("satchel.session.open")] == [
+        "new",
+        "new",
+        "loaded",
+    ]

@@ -71,7 +71,7 @@ def every_operation_timed(router: Any) -> bool:
     telemetry = router.registry.queryUtility(ISessionFactory).manager.telemetry
     if telemetry is None:
         return False
-    telemetry.duration_sample = 1.0
+    telemetry.duration_interval = 0.0  # every duration
     return True
 
 

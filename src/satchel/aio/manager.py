@@ -14,16 +14,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..clock import Clock, system_clock
 from ..config import SessionConfig
 from ..errors import ConfigurationError
-from ..manager import WRITE_LOCK_STRIPES, beaker_reader
+from ..manager import WRITE_LOCK_STRIPES, beaker_reader, opened
 from ..manager import run as run_without_io
 from ..policy.cookie import CookieSessions
+from ..policy.events import UNOBSERVED
 from ..policy.ops import STORE_OPS, Done, Op, Pause, ReadBeaker, Steps, advance
 from ..policy.server import Moved, ServerSessions
 from ..session import Session
 from ..stores.aio import AsyncStore, open_async_store
+from ..telemetry import session_telemetry
 
 if TYPE_CHECKING:
     from ..beaker.readers import BeakerReader
+    from ..telemetry import SessionTelemetry, Timer
 
 T = TypeVar("T")
 
@@ -41,7 +44,9 @@ async def perform(store: AsyncStore, op: Op, beaker: BeakerReader | None = None)
     return await asyncio.to_thread(action, op.beaker_id)
 
 
-async def run(store: AsyncStore | None, steps: Steps[T], beaker: BeakerReader | None = None) -> T:
+async def run(
+    store: AsyncStore | None, steps: Steps[T], timer: Timer | None = None, beaker: BeakerReader | None = None
+) -> T:
     """Drive a policy step to its result on an async store (see :func:`satchel.manager.run`)."""
     reply: Any = None
     failure: BaseException | None = None
@@ -49,7 +54,11 @@ async def run(store: AsyncStore | None, steps: Steps[T], beaker: BeakerReader | 
         if store is None:
             raise RuntimeError(f"session.type = cookie keeps no store, but the policy asked for {op!r}")
         try:
-            reply, failure = await perform(store, op, beaker), None
+            if timer is None:
+                reply = await perform(store, op, beaker)
+            else:
+                reply = await timer.perform_async(perform, store, op, beaker)
+            failure = None
         except Exception as exc:  # noqa: BLE001 - thrown into the policy, which decides what it means
             reply, failure = None, exc
     return op.value
@@ -65,7 +74,9 @@ class AsyncSessionManager:
         session_class: type[Session] = Session,
         *,
         clock: Clock = system_clock,
+        telemetry: SessionTelemetry | None = None,
     ) -> None:
+        """``telemetry``: as :class:`satchel.manager.SessionManager`'s."""
         self.settings = settings
         self.session_class = session_class
         self.policy: ServerSessions | CookieSessions
@@ -73,10 +84,15 @@ class AsyncSessionManager:
             if store is not None:
                 raise ConfigurationError("session.type = cookie keeps no server-side store; do not pass one")
             self.store: AsyncStore | None = None
-            self.policy = CookieSessions(settings, clock, session_class)
         else:
             self.store = store if store is not None else open_async_store(settings.store, clock=clock)
-            self.policy = ServerSessions(settings, clock, session_class, self.store)
+        store_name = self.store.name if self.store is not None else "cookie"
+        self.telemetry = telemetry if telemetry is not None else session_telemetry(store_name, settings.telemetry)
+        observer = self.telemetry if self.telemetry is not None else UNOBSERVED
+        if self.store is None:
+            self.policy = CookieSessions(settings, clock, session_class, observer)
+        else:
+            self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
         #: Reads Beaker's records while ``session.beaker_transition`` is on.
         self.beaker = beaker_reader(settings)
         # A lock belongs to the loop it first waits on: one set of stripes per loop.
@@ -95,11 +111,22 @@ class AsyncSessionManager:
 
     async def open_request(self, cookie_header: str | None) -> Session:
         """The session for a request, given its raw ``Cookie`` header."""
-        return await run(self.store, self.policy.open_request(cookie_header), self.beaker)
+        return await self._open(self.policy.open_request(cookie_header))
 
     async def open(self, cookie_value: str | None) -> Session:
         """The session the cookie value names, or a fresh one (never adopting the client's id)."""
-        return await run(self.store, self.policy.open(cookie_value), self.beaker)
+        return await self._open(self.policy.open(cookie_value))
+
+    async def _open(self, steps: Steps[Session]) -> Session:
+        telemetry = self.telemetry
+        if telemetry is None:
+            return await run(self.store, steps, beaker=self.beaker)
+        if not telemetry.tracing():
+            return await run(self.store, steps, telemetry, self.beaker)
+        with telemetry.span("open") as trip:
+            session = await run(self.store, steps, trip, self.beaker)
+            trip.outcome = opened(session)
+            return session
 
     async def load(self, session_id: str) -> Session | None:
         """The stored session for a verified id, or None (server-side sessions only)."""
@@ -120,7 +147,14 @@ class AsyncSessionManager:
     async def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         async with self._lock(session):
-            return await run(self.store, self.policy.commit(session, secure_request), self.beaker)
+            steps = self.policy.commit(session, secure_request)
+            telemetry = self.telemetry
+            if telemetry is None:
+                return await run(self.store, steps, beaker=self.beaker)
+            if not telemetry.tracing():
+                return await run(self.store, steps, telemetry, self.beaker)
+            with telemetry.span("commit") as trip:
+                return await run(self.store, steps, trip, self.beaker)
 
     async def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls."""

@@ -36,7 +36,7 @@ from ..config import SessionConfig
 from ..errors import BadData, ConfigurationError, NotSerializable, SessionTooLarge
 from ..session import Loaded, Session
 from ..throttled import ThrottledLog
-from . import cookies
+from . import cookies, events
 from .ops import Steps, immediately
 from .timeouts import Timeouts
 
@@ -82,7 +82,15 @@ class Chunks:
 class CookieSessions:
     """The rules of cookie sessions: sealing, chunking, size limits and timeouts."""
 
-    def __init__(self, settings: SessionConfig, clock: Clock, session_class: type[Session]) -> None:
+    def __init__(
+        self,
+        settings: SessionConfig,
+        clock: Clock,
+        session_class: type[Session],
+        observer: events.Observer = events.UNOBSERVED,
+    ) -> None:
+        """``observer`` hears every decision worth counting (:mod:`satchel.policy.events`)."""
+        self.observer = observer
         self.settings = settings
         self.clock = clock
         self.session_class = session_class
@@ -247,6 +255,10 @@ class CookieSessions:
         """The session in a single (unchunked) cookie value, or a fresh one."""
         return immediately(self._open({0: cookie_value} if cookie_value else {}))
 
+    def _refuse(self, level: int, reason: str, message: str, *args: object) -> None:
+        self.observer.event(events.REFUSED, reason)
+        self.refused.event(level, reason, message, *args)
+
     def _fresh(self, seen: Iterable[int] = ()) -> Session:
         session = self.session_class(clock=self.clock)
         session.guard = self.check_size
@@ -259,7 +271,7 @@ class CookieSessions:
             return self._fresh()
         if 0 not in chunks:
             # Chunk cookies without their head; deleted when the response is built.
-            self.refused.event(
+            self._refuse(
                 logging.WARNING,
                 "chunks without head",
                 "session cookie refused: chunk cookies %s arrived without %s; starting a new session",
@@ -273,12 +285,10 @@ class CookieSessions:
             created, issued, body_bytes = self._verify(chunks, self.clock())
             body = open_body(body_bytes)
         except Rejected as exc:
-            self.refused.event(exc.level, exc.reason, "session cookie refused: %s; starting a new session", exc)
+            self._refuse(exc.level, exc.reason, "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
         except BadData as exc:
-            self.refused.event(
-                logging.WARNING, "undecodable", "session cookie refused: %s; starting a new session", exc
-            )
+            self._refuse(logging.WARNING, "undecodable", "session cookie refused: %s; starting a new session", exc)
             return self._fresh(chunks)
         session = self.session_class(
             body.data,
@@ -309,9 +319,7 @@ class CookieSessions:
             session.replace_state(converted.data, converted.flash, converted.csrf, None)
             self.check_size(session)
         except (BadData, SessionTooLarge) as exc:
-            self.refused.event(
-                logging.WARNING, "beaker cookie", "Beaker cookie session refused: %s; starting afresh", exc
-            )
+            self._refuse(logging.WARNING, "beaker cookie", "Beaker cookie session refused: %s; starting afresh", exc)
             return self._fresh(chunks)
         if self.timeouts.past_absolute(converted.created, now) or self.timeouts.idle_expired(converted.accessed, now):
             return self._fresh(chunks)
@@ -369,7 +377,7 @@ class CookieSessions:
         """Drop the request's changes; an invalidated cookie session ends when its cookies go."""
         if not session.ended:
             return immediately([])
-        session.ended = []
+        self._end_invalidated(session)
         travelled = session.transport if isinstance(session.transport, Chunks) else Chunks()
         return immediately([self._delete(k, secure_request) for k in travelled.seen])
 
@@ -386,7 +394,7 @@ class CookieSessions:
             body = self._body(session)
         else:
             body = self._changed_body(session) or loaded
-        session.ended = []
+        self._end_invalidated(session)
         if body == EMPTY_BODY and not session.marked_changed:
             # Nothing to keep: an empty session needs no cookie, and one it had goes.
             session.transport = Chunks()
@@ -401,12 +409,22 @@ class CookieSessions:
             cookies.set_cookie_header(self._chunk_cookie[k], part, secure_request) for k, part in enumerate(parts)
         ]
         headers += [self._delete(k, secure_request) for k in travelled.seen if k >= len(parts)]
+        if loaded is None:
+            self.observer.event(events.CREATED)
+        elif session.regenerated_from is not None:
+            self.observer.event(events.REGENERATED)
         session.new, session.accessed = False, now
         session.loaded = Loaded(body, user=session.user_id)
         session.written = session.marked_changed = False
         session.regenerated_from = None
         session.transport = Chunks(tuple(range(len(parts))), len(parts))
         return headers
+
+    def _end_invalidated(self, session: Session) -> None:
+        """The sessions ``invalidate()`` ended: their cookies are replaced or deleted."""
+        if session.ended:
+            self.observer.event(events.INVALIDATED, count=len(session.ended))
+            session.ended = []
 
     def _chunk_name(self, index: int) -> str:
         name = self.settings.cookie.name
