@@ -42,9 +42,12 @@ SPLICE_LIMIT = 32
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Loaded:
-    """What a session was loaded from: the policy's baseline for change detection and merging."""
+    """What a session was loaded from: the policy's baseline for change detection and merging.
+
+    A value, never changed once made (not frozen only because that triples the cost
+    of making one, twice a request; see :mod:`satchel.policy.ops`)."""
 
     #: The record's body as it was read (JSON bytes).
     body: bytes

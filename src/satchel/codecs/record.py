@@ -52,6 +52,17 @@ def _finite(text: str) -> float:
 _decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 _tagged_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite, object_hook=untag_object)
 TAGGED_START = b'{"x":1,'
+
+
+def _loads(raw: bytes, tagged: bool) -> Any:
+    """The one JSON document ``raw`` holds (a body, its tail or one value): satchel
+    writes them without surrounding whitespace, so nothing but the document is read."""
+    text = raw.decode("utf-8")
+    value, end = (_tagged_decoder if tagged else _decoder).raw_decode(text)
+    if end != len(text):
+        raise ValueError(f"extra data after the JSON at character {end}")
+    return value
+
 _PLAIN_HEAD = '{"d":{'
 _TAGGED_HEAD = '{"x":1,"d":{'
 _LINED = (b'{"d":{\n', b'{"x":1,"d":{\n')
@@ -196,7 +207,7 @@ def _check_shape(data: Any, flash: Any, csrf: Any, user: Any) -> None:
     if (
         type(data) is not dict
         or type(flash) is not dict
-        or not all(type(v) is list for v in flash.values())
+        or (flash and not all(type(v) is list for v in flash.values()))
         or not (csrf is None or type(csrf) is str)
         or not (user is None or type(user) is str)
     ):
@@ -205,9 +216,8 @@ def _check_shape(data: Any, flash: Any, csrf: Any, user: Any) -> None:
 
 def decode_body(raw: bytes) -> Body:
     """The body of a record, decoded whole, or BadData for anything that is not one."""
-    decoder = _tagged_decoder if raw.startswith(TAGGED_START) else _decoder
     try:
-        body = decoder.decode(raw.decode("utf-8"))
+        body = _loads(raw, raw.startswith(TAGGED_START))
         data, flash, csrf, user = body["d"], body.get("f", {}), body.get("t"), body.get("u")
     except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
@@ -233,7 +243,7 @@ def open_body(raw: bytes) -> Body:
     if tail == b"}":
         return Body({}, {}, None, None, entries)
     try:
-        meta = (_tagged_decoder if tagged else _decoder).decode("{" + tail[1:].decode("utf-8"))
+        meta = _loads(b"{" + tail[1:], tagged)
         flash, csrf, user = meta.get("f", {}), meta.get("t"), meta.get("u")
     except (*READ_ERRORS, UnicodeDecodeError, AttributeError) as exc:
         raise BadData(f"session body is not valid: {exc}") from None
@@ -279,9 +289,8 @@ class Entries:
 
     def decode(self, piece: bytes) -> Any:
         """One value from its JSON; BadData when it is not one a session can hold."""
-        decoder = _tagged_decoder if self.tagged else _decoder
         try:
-            value = decoder.decode(piece.decode("utf-8"))
+            value = _loads(piece, self.tagged)
         except (*READ_ERRORS, UnicodeDecodeError) as exc:
             raise BadData(f"a session value is not valid: {exc}") from None
         if _nests_too_deep(piece, (value,)):
@@ -292,9 +301,8 @@ class Entries:
         """Every value, decoded in one go, and the keys of the lines that did not
         decode (left out)."""
         data = self.body[self.start - 1 : self.end + len(_DATA_END)]  # "{" + lines + "\n}"
-        decoder = _tagged_decoder if self.tagged else _decoder
         try:
-            whole = decoder.decode(data.decode("utf-8"))
+            whole = _loads(data, self.tagged)
             if type(whole) is dict and not _nests_too_deep(data, whole.values()):
                 return whole, []
         except (*READ_ERRORS, UnicodeDecodeError):

@@ -70,14 +70,22 @@ def cookie_pairs(header: str) -> Iterator[tuple[str, str]]:
     for part in header.split(";"):
         name, eq, value = part.partition("=")
         if eq:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            yield name.strip(), value
+            yield name.strip(), _unquoted(value)
 
 
 def read_cookie(header: str | None, name: str) -> str | None:
     """The value of the first cookie called ``name`` in a raw Cookie header, or None."""
     if not header or name not in header:
         return None
-    return next((value for key, value in cookie_pairs(header) if key == name), None)
+    for part in header.split(";"):
+        key, eq, value = part.partition("=")
+        if eq and key.strip() == name:
+            return _unquoted(value)
+    return None
+
+
+def _unquoted(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
