@@ -16,9 +16,15 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(ID_BYTES)
 
 
+#: An empty SHA-256 state: copying it is cheaper than making a new one by name.
+_SHA256 = hashlib.sha256()
+
+
 def store_key(session_id: str) -> str:
     """What a store sees: a hash of the id, so a store dump cannot be replayed as cookies."""
-    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+    digest = _SHA256.copy()
+    digest.update(session_id.encode("ascii"))
+    return digest.hexdigest()
 
 
 def new_token() -> str:
@@ -36,21 +42,25 @@ class Signer:
     """
 
     def __init__(self, secret_list: Iterable[str | bytes], context: bytes = _SIG_CONTEXT) -> None:
-        self._keys = [
+        keys = [
             hashlib.sha256(b"satchel.signing-key|" + (s.encode() if isinstance(s, str) else s)).digest()
             for s in secret_list
         ]
-        if not self._keys:
+        if not keys:
             raise ValueError("a Signer needs at least one secret")
-        self._context = context
+        # Each key's HMAC state after the context, made once: a signature copies it
+        # (a quarter less work than keying HMAC-SHA256 again on every request).
+        self._macs = [hmac.new(key, context, hashlib.sha256) for key in keys]
 
-    def _mac(self, key: bytes, value: bytes) -> bytes:
-        digest = hmac.digest(key, self._context + value, "sha256")  # one-shot: the fast C path
-        return binascii.b2a_base64(digest, newline=False).translate(_B64URL).rstrip(b"=")
+    @staticmethod
+    def _mac(keyed: hmac.HMAC, value: bytes) -> bytes:
+        mac = keyed.copy()
+        mac.update(value)
+        return binascii.b2a_base64(mac.digest(), newline=False).translate(_B64URL).rstrip(b"=")
 
     def sign(self, value: str) -> str:
         raw = value.encode("ascii")
-        return value + "." + self._mac(self._keys[0], raw).decode("ascii")
+        return value + "." + self._mac(self._macs[0], raw).decode("ascii")
 
     def unsign(self, signed: str) -> str | None:
         """The value if some secret signed it, else None (compared in constant time)."""
@@ -62,6 +72,6 @@ class Signer:
         except UnicodeEncodeError:
             return None
         valid = False
-        for key in self._keys:
-            valid |= hmac.compare_digest(self._mac(key, raw), sig)
+        for keyed in self._macs:
+            valid |= hmac.compare_digest(self._mac(keyed, raw), sig)
         return value if valid else None
