@@ -124,6 +124,35 @@ class Session(dict[str, Any]):
     rest. At commit only what the view touched is encoded (see :meth:`changed_body`).
     """
 
+    # Slots: a session is made on every request that touches one, and a dict
+    # subclass with this many attributes in a __dict__ costs as much to make as
+    # decoding a small session. Subclasses without __slots__ still get a __dict__.
+    __slots__ = (
+        "_entries",
+        "_fetched",
+        "_id",
+        "_removed",
+        "_unreadable",
+        "accessed",
+        "clock",
+        "created",
+        "csrf",
+        "ended",
+        "flash_queues",
+        "guard",
+        "had_cookie",
+        "increments",
+        "loaded",
+        "marked_changed",
+        "new",
+        "regenerated_from",
+        "store_unavailable",
+        "transport",
+        "unsaved",
+        "user_id",
+        "written",
+    )
+
     def __init__(
         self,
         data: Mapping[str, Any] | None = None,
