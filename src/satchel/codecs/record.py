@@ -63,6 +63,7 @@ def _loads(raw: bytes, tagged: bool) -> Any:
         raise ValueError(f"extra data after the JSON at character {end}")
     return value
 
+
 _PLAIN_HEAD = '{"d":{'
 _TAGGED_HEAD = '{"x":1,"d":{'
 _LINED = (b'{"d":{\n', b'{"x":1,"d":{\n')
