@@ -51,8 +51,9 @@ PEERS = {
     "satchel-redis": ["beaker-redis", "psr-redis"],
     "satchel-memcached": ["beaker-memcached"],
     "satchel-cookie": ["beaker-cookie", "pyramid-signed", "pyramid-signed-aged"],
-    "satchel-memory-metrics": ["satchel-memory-metrics-off"],
 }
+#: Rows compared with a twin that differs in one setting (not a peer to be faster than).
+TWINS = {"satchel-memory-metrics": ["satchel-memory-metrics-off"]}
 
 
 def log(message: str) -> None:
@@ -187,7 +188,7 @@ def build_rows(contenders: list[Contender], series: dict[str, Series], counts: d
                 row["added_us"] = st["min_us"] - f.stats()["min_us"]
                 row["added_median_us"] = st["median_us"] - f.stats()["median_us"]
             peers = {}
-            for peer in PEERS.get(c.key, []):
+            for peer in [*PEERS.get(c.key, []), *TWINS.get(c.key, [])]:
                 p = series.get(f"{peer}/{view}")
                 if p is None or not p.batches:
                     continue
