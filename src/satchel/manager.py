@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .clock import Clock, system_clock
@@ -27,6 +28,7 @@ from .telemetry import session_telemetry
 
 if TYPE_CHECKING:
     from .beaker.readers import BeakerReader
+    from .stores.aio.base import AsyncStore
     from .telemetry import SessionTelemetry, Timer
 
 T = TypeVar("T")
@@ -93,13 +95,7 @@ class SessionManager:
             self.store: Store | None = None
         else:
             self.store = store if store is not None else open_store(settings.store, clock=clock)
-        store_name = self.store.name if self.store is not None else "cookie"
-        self.telemetry = telemetry if telemetry is not None else session_telemetry(store_name, settings.telemetry)
-        observer = self.telemetry if self.telemetry is not None else UNOBSERVED
-        if self.store is None:
-            self.policy = CookieSessions(settings, clock, session_class, observer)
-        else:
-            self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
+        self.telemetry, self.policy = observed_policy(settings, clock, session_class, self.store, telemetry)
         #: Reads Beaker's records while ``session.beaker_transition`` is on.
         self.beaker = beaker_reader(settings)
         self._write_locks = [threading.Lock() for _ in range(WRITE_LOCK_STRIPES)]
@@ -113,15 +109,21 @@ class SessionManager:
         return self._open(self.policy.open(cookie_value))
 
     def _open(self, steps: Steps[Session]) -> Session:
+        return self._observed("open", steps, opened)
+
+    def _observed(self, span: str, steps: Steps[T], outcome: Callable[[T], str] | None = None) -> T:
+        """Run ``steps``: timed and counted when telemetry is on, inside a span named
+        ``span`` when traces go somewhere (its outcome read from the result by ``outcome``)."""
         telemetry = self.telemetry
         if telemetry is None:
             return run(self.store, steps, beaker=self.beaker)
         if not telemetry.tracing():
             return run(self.store, steps, telemetry, self.beaker)
-        with telemetry.span("open") as trip:
-            session = run(self.store, steps, trip, self.beaker)
-            trip.outcome = opened(session)
-            return session
+        with telemetry.span(span) as trip:
+            result = run(self.store, steps, trip, self.beaker)
+            if outcome is not None:
+                trip.outcome = outcome(result)
+            return result
 
     def load(self, session_id: str) -> Session | None:
         """The stored session for a verified id, or None (server-side sessions only)."""
@@ -135,14 +137,7 @@ class SessionManager:
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
-            steps = self.policy.commit(session, secure_request)
-            telemetry = self.telemetry
-            if telemetry is None:
-                return run(self.store, steps, beaker=self.beaker)
-            if not telemetry.tracing():
-                return run(self.store, steps, telemetry, self.beaker)
-            with telemetry.span("commit") as trip:
-                return run(self.store, steps, trip, self.beaker)
+            return self._observed("commit", self.policy.commit(session, secure_request))
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls; returns
@@ -164,6 +159,24 @@ class SessionManager:
             self.store.close()
         if self.beaker is not None:
             self.beaker.close()
+
+
+def observed_policy(
+    settings: SessionConfig,
+    clock: Clock,
+    session_class: type[Session],
+    store: Store | AsyncStore | None,
+    telemetry: SessionTelemetry | None,
+) -> tuple[SessionTelemetry | None, ServerSessions | CookieSessions]:
+    """A manager's telemetry (``telemetry``, or the settings' default for the store) and
+    its policy, observed by that telemetry: server-side sessions on ``store``, cookie
+    sessions without one. The sync and async managers are built alike."""
+    if telemetry is None:
+        telemetry = session_telemetry(store.name if store is not None else "cookie", settings.telemetry)
+    observer = telemetry if telemetry is not None else UNOBSERVED
+    if store is None:
+        return telemetry, CookieSessions(settings, clock, session_class, observer)
+    return telemetry, ServerSessions(settings, clock, session_class, store, observer)
 
 
 def beaker_reader(settings: SessionConfig) -> BeakerReader | None:

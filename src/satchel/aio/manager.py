@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock, system_clock
 from ..config import SessionConfig
 from ..errors import ConfigurationError
-from ..manager import WRITE_LOCK_STRIPES, beaker_reader, opened
+from ..manager import WRITE_LOCK_STRIPES, beaker_reader, observed_policy, opened
 from ..manager import run as run_without_io
 from ..policy.cookie import CookieSessions
-from ..policy.events import UNOBSERVED
 from ..policy.ops import STORE_OPS, Done, Op, Pause, ReadBeaker, Steps, advance
 from ..policy.server import Moved, ServerSessions
 from ..session import Session
 from ..stores.aio import AsyncStore, open_async_store
-from ..telemetry import session_telemetry
 
 if TYPE_CHECKING:
     from ..beaker.readers import BeakerReader
@@ -86,13 +85,7 @@ class AsyncSessionManager:
             self.store: AsyncStore | None = None
         else:
             self.store = store if store is not None else open_async_store(settings.store, clock=clock)
-        store_name = self.store.name if self.store is not None else "cookie"
-        self.telemetry = telemetry if telemetry is not None else session_telemetry(store_name, settings.telemetry)
-        observer = self.telemetry if self.telemetry is not None else UNOBSERVED
-        if self.store is None:
-            self.policy = CookieSessions(settings, clock, session_class, observer)
-        else:
-            self.policy = ServerSessions(settings, clock, session_class, self.store, observer)
+        self.telemetry, self.policy = observed_policy(settings, clock, session_class, self.store, telemetry)
         #: Reads Beaker's records while ``session.beaker_transition`` is on.
         self.beaker = beaker_reader(settings)
         # A lock belongs to the loop it first waits on: one set of stripes per loop.
@@ -118,15 +111,20 @@ class AsyncSessionManager:
         return await self._open(self.policy.open(cookie_value))
 
     async def _open(self, steps: Steps[Session]) -> Session:
+        return await self._observed("open", steps, opened)
+
+    async def _observed(self, span: str, steps: Steps[T], outcome: Callable[[T], str] | None = None) -> T:
+        """:meth:`satchel.manager.SessionManager._observed`, awaited."""
         telemetry = self.telemetry
         if telemetry is None:
             return await run(self.store, steps, beaker=self.beaker)
         if not telemetry.tracing():
             return await run(self.store, steps, telemetry, self.beaker)
-        with telemetry.span("open") as trip:
-            session = await run(self.store, steps, trip, self.beaker)
-            trip.outcome = opened(session)
-            return session
+        with telemetry.span(span) as trip:
+            result = await run(self.store, steps, trip, self.beaker)
+            if outcome is not None:
+                trip.outcome = outcome(result)
+            return result
 
     async def load(self, session_id: str) -> Session | None:
         """The stored session for a verified id, or None (server-side sessions only)."""
@@ -147,14 +145,7 @@ class AsyncSessionManager:
     async def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         async with self._lock(session):
-            steps = self.policy.commit(session, secure_request)
-            telemetry = self.telemetry
-            if telemetry is None:
-                return await run(self.store, steps, beaker=self.beaker)
-            if not telemetry.tracing():
-                return await run(self.store, steps, telemetry, self.beaker)
-            with telemetry.span("commit") as trip:
-                return await run(self.store, steps, trip, self.beaker)
+            return await self._observed("commit", self.policy.commit(session, secure_request))
 
     async def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls."""
