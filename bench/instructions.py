@@ -23,6 +23,8 @@ second, and everything here runs some fifty times slower than natively, so its
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import os
 import re
 import shutil
@@ -30,13 +32,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VIEWS = ("read", "incr")
 MARK = "SATCHEL_BENCH_UNDER_CALLGRIND"
 
 
-def child(keys: list[str], requests: int) -> None:
+def child(keys: list[str], requests: int, durations: bool = True) -> None:
     """Runs under callgrind: build, warm up, count each view, dump."""
     sys.path.insert(0, str(HERE))
     from contenders import make_contenders
@@ -54,6 +57,13 @@ def child(keys: list[str], requests: int) -> None:
             prepare(contender)
             if contender.unavailable:
                 print(f"{contender.key}: {contender.unavailable}", file=sys.stderr)
+            elif not durations:
+                _no_durations(contender.app)
+        # Everything built so far is left out of later collections, as in bench/run.py: a
+        # full collection over every app's objects would otherwise land on one
+        # contender's count and not another's.
+        gc.collect()
+        gc.freeze()
         for contender in chosen:
             if contender.unavailable:
                 continue
@@ -70,14 +80,28 @@ def child(keys: list[str], requests: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _no_durations(app: Any) -> None:
+    """Stop a satchel app's telemetry from recording durations: under valgrind a
+    request takes milliseconds, so the histogram's recordings, capped per second,
+    would land on a large share of the requests instead of a tiny one."""
+    from pyramid.interfaces import ISessionFactory
+
+    factory = app.registry.queryUtility(ISessionFactory)
+    telemetry = getattr(getattr(factory, "manager", None), "telemetry", None)
+    if telemetry is not None:
+        telemetry.duration_interval = math.inf
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", default="floor,beaker-memory,satchel-memory,beaker-cookie,satchel-cookie")
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--no-durations", action="store_true",
+                        help="satchel apps with telemetry record no durations (count their cost apart)")
     args = parser.parse_args()
     keys = args.keys.split(",")
     if os.environ.get(MARK):
-        child(keys, args.requests)
+        child(keys, args.requests, durations=not args.no_durations)
         return 0
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (Debian: apt install valgrind)", file=sys.stderr)
@@ -87,6 +111,7 @@ def main() -> int:
         command = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={base}",
             sys.executable, __file__, "--keys", args.keys, "--requests", str(args.requests),
+            *(["--no-durations"] if args.no_durations else []),
         ]
         done = subprocess.run(command, env={**os.environ, MARK: "1"}, capture_output=True, text=True)
         if done.returncode != 0:
