@@ -3,6 +3,7 @@ machine's load does not move (wall-clock times on a shared VM swing by 10 % and 
 
     .venv/bin/python bench/instructions.py                          # floor, Beaker and satchel memory
     .venv/bin/python bench/instructions.py --keys floor,satchel-cookie,beaker-cookie --requests 2000
+    .venv/bin/python bench/instructions.py --keys floor,satchel-memory-metrics-off,satchel-memory-metrics --no-durations
 
 It re-runs itself under ``valgrind --tool=callgrind`` with instrumentation off,
 builds the contenders (the same apps as ``bench/run.py``; servers are not
