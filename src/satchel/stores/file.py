@@ -77,7 +77,6 @@ class FileStore(Store):
             raise ConfigurationError("the file store needs data_dir", "data_dir")
         return cls(options["data_dir"], options.get("lock_dir"), clock=clock)
 
-
     @property
     def address(self) -> str:
         return str(self.data_dir)
@@ -157,8 +156,7 @@ class FileStore(Store):
         # file-name limit. Purging recognises leftovers by the prefix.
         temp = path.with_name(f".tmp-{secrets.token_hex(8)}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = self._create(temp)
             try:
                 view = memoryview(content)
                 while view:
@@ -176,6 +174,16 @@ class FileStore(Store):
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreError(f"file store is out of space in {self.data_dir}: {exc}") from exc
             raise StoreError(f"file store cannot write {path}: {exc}") from exc
+
+    @staticmethod
+    def _create(temp: Path) -> int:
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            # The first record of its directory, or the directory was removed:
+            # made when a write needs it, not looked for on every write.
+            temp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def touch(self, key: str, ttl: int | None) -> bool:
         path = self._path(key)
