@@ -76,14 +76,19 @@ def available() -> bool:
 _API_DEFAULTS = ("opentelemetry.metrics", "opentelemetry.trace")
 
 
+def api_default(provider: object) -> bool:
+    """True for a stand-in provider of the OpenTelemetry API (a proxy or a no-op): no
+    application set one of its own."""
+    return type(provider).__module__.startswith(_API_DEFAULTS)
+
+
 def configured() -> bool:
     """True when an application set a meter or tracer provider of its own (an SDK,
     ``opentelemetry-instrument``) before satchel started: then measurements have
     somewhere to go."""
     if metrics is None or trace is None:
         return False
-    providers = (metrics.get_meter_provider(), trace.get_tracer_provider())
-    return any(not type(provider).__module__.startswith(_API_DEFAULTS) for provider in providers)
+    return not (api_default(metrics.get_meter_provider()) and api_default(trace.get_tracer_provider()))
 
 
 def wanted(setting: bool | None) -> bool:
@@ -466,6 +471,7 @@ __all__ = [
     "SessionTelemetry",
     "Timer",
     "Trip",
+    "api_default",
     "available",
     "cache_telemetry",
     "session_telemetry",

@@ -24,7 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from webtest import TestApp
 
 import satchel.demo
-from satchel.demo import METRICS_INSTALL, api_default, main
+from satchel.demo import METRICS_INSTALL, main
+from satchel.telemetry import api_default
 from tests.support.prometheus_apps import demo_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -115,7 +115,8 @@ def missing(here: Path) -> dict[str, Any]:
     sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # as if it were not installed
     from opentelemetry import metrics
 
-    from satchel.demo import api_default, main
+    from satchel.demo import main
+    from satchel.telemetry import api_default
 
     router = main({}, **demo_settings(here))
     return {**scrape(router), "provider_untouched": api_default(metrics.get_meter_provider())}

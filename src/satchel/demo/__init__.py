@@ -25,6 +25,8 @@ from pyramid.exceptions import BadCSRFToken
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.response import Response
 
+from ..telemetry import api_default
+
 SITE = "satchel demo"
 
 STYLE = """
@@ -189,11 +191,6 @@ def optional_module(name: str) -> ModuleType | None:
         return importlib.import_module(name)
     except ImportError:
         return None
-
-
-def api_default(provider: object) -> bool:
-    """True for the stand-in meter provider of the OpenTelemetry API: no application set one."""
-    return type(provider).__module__.startswith("opentelemetry.metrics")
 
 
 def prometheus_exposition() -> Exposition | None:
