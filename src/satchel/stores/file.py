@@ -43,6 +43,18 @@ def _shard_of(key: str) -> str:
     return format(zlib.crc32(key.encode()) & 0xFF, "02x")
 
 
+def _open_in_dir(path: Path, flags: int) -> int:
+    """``os.open(path, flags)`` for a file of the store's own (mode 0600), making its
+    directory when the open finds it missing: the first record of a shard, or a
+    data or lock directory removed under a running application. Made when needed,
+    not looked for on every write."""
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return os.open(path, flags, 0o600)
+
+
 def _written_by_a_store(path: str) -> bool:
     """Whether the file starts with the header every record this store writes has."""
     with open(path, "rb") as handle:
@@ -94,7 +106,7 @@ class FileStore(Store):
         stripe = zlib.adler32(key.encode()) % LOCK_STRIPES
         path = self.lock_dir / f"stripe-{stripe:02d}.lock"
         try:
-            fd = self._open_lock(path)
+            fd = _open_in_dir(path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             raise StoreUnavailable(f"file store cannot open its lock file: {exc}", self.name, str(path)) from exc
         try:
@@ -105,15 +117,6 @@ class FileStore(Store):
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
-
-    def _open_lock(self, path: Path) -> int:
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            # The lock directory was removed under a running application (it may
-            # sit inside data_dir): made again, as the data directories are.
-            self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     # -- reading --------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class FileStore(Store):
         # file-name limit. Purging recognises leftovers by the prefix.
         temp = path.with_name(f".tmp-{secrets.token_hex(8)}")
         try:
-            fd = self._create(temp)
+            fd = _open_in_dir(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 view = memoryview(content)
                 while view:
@@ -174,16 +177,6 @@ class FileStore(Store):
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreError(f"file store is out of space in {self.data_dir}: {exc}") from exc
             raise StoreError(f"file store cannot write {path}: {exc}") from exc
-
-    @staticmethod
-    def _create(temp: Path) -> int:
-        try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:
-            # The first record of its directory, or the directory was removed:
-            # made when a write needs it, not looked for on every write.
-            temp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def touch(self, key: str, ttl: int | None) -> bool:
         path = self._path(key)
