@@ -296,9 +296,9 @@ class SessionTelemetry:
         try:
             reply = perform(store, op, *args)
         except Exception as exc:
-            self.record(self.operations.tally(self._failed(kind, exc)), started)
+            self.record(kind, started, failure=exc)
             raise
-        self.record(self._outcomes[kind, reply is None or reply is False], started)
+        self.record(kind, started, reply)
         return reply
 
     async def perform_async(self, perform: Callable[..., Awaitable[Any]], store: Any, op: Op, *args: Any) -> Any:
@@ -310,9 +310,9 @@ class SessionTelemetry:
         try:
             reply = await perform(store, op, *args)
         except Exception as exc:
-            self.record(self.operations.tally(self._failed(kind, exc)), started)
+            self.record(kind, started, failure=exc)
             raise
-        self.record(self._outcomes[kind, reply is None or reply is False], started)
+        self.record(kind, started, reply)
         return reply
 
     def _operation(self, kind: type, outcome: str, error: str | None = None) -> Attributes:
@@ -320,12 +320,14 @@ class SessionTelemetry:
             ("satchel.operation", OPERATION_NAMES[kind]), ("satchel.outcome", outcome), ("error.type", error)
         )
 
-    def _failed(self, kind: type, exc: Exception) -> Attributes:
-        return self._operation(kind, "error", type(exc).__qualname__)
-
-    def record(self, tally: Tally, started: float) -> None:
-        """One store operation, begun at ``started`` (``time.perf_counter``) and just
-        ended: counted in ``tally``, its duration recorded when one is due."""
+    def record(self, kind: type, started: float, reply: Any = None, failure: Exception | None = None) -> None:
+        """One store operation of class ``kind``, begun at ``started`` (``time.perf_counter``)
+        and just ended with ``reply`` or ``failure``: counted by its outcome, its duration
+        recorded when one is due."""
+        if failure is None:
+            tally = self._outcomes[kind, reply is None or reply is False]
+        else:
+            tally = self.operations.tally(self._operation(kind, "error", type(failure).__qualname__))
         tally.add()
         if started >= self._next_duration:
             # Two threads may both pass here at once: one duration more, never a wrong one.
