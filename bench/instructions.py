@@ -40,7 +40,8 @@ VIEWS = ("read", "incr")
 MARK = "SATCHEL_BENCH_UNDER_CALLGRIND"
 
 
-def child(keys: list[str], requests: int, durations: bool = True) -> None:
+def child(keys: list[str], requests: int, durations: bool = True,
+          redis_url: str | None = None, memcached: str | None = None) -> None:
     """Runs under callgrind: build, warm up, count each view, dump."""
     sys.path.insert(0, str(HERE))
     from contenders import make_contenders
@@ -53,7 +54,7 @@ def child(keys: list[str], requests: int, durations: bool = True) -> None:
 
     tmp = tempfile.mkdtemp(prefix="satchel-instr-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     try:
-        chosen = [c for c in make_contenders(None, None, tmp) if c.key in keys]
+        chosen = [c for c in make_contenders(redis_url, memcached, tmp) if c.key in keys]
         for contender in chosen:
             prepare(contender)
             if contender.unavailable:
@@ -99,10 +100,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--no-durations", action="store_true",
                         help="satchel apps with telemetry record no durations (count their cost apart)")
+    parser.add_argument("--redis-url", help="count the Redis contenders against this server (its work is not counted)")
+    parser.add_argument("--memcached", help="count the memcached contenders against this host:port")
     args = parser.parse_args()
     keys = args.keys.split(",")
     if os.environ.get(MARK):
-        child(keys, args.requests, durations=not args.no_durations)
+        child(keys, args.requests, durations=not args.no_durations,
+              redis_url=args.redis_url, memcached=args.memcached)
         return 0
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("valgrind is not installed (Debian: apt install valgrind)", file=sys.stderr)
@@ -113,6 +117,8 @@ def main() -> int:
             "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={base}",
             sys.executable, __file__, "--keys", args.keys, "--requests", str(args.requests),
             *(["--no-durations"] if args.no_durations else []),
+            *(["--redis-url", args.redis_url] if args.redis_url else []),
+            *(["--memcached", args.memcached] if args.memcached else []),
         ]
         done = subprocess.run(command, env={**os.environ, MARK: "1"}, capture_output=True, text=True)
         if done.returncode != 0:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pymemcache.client.base import Client
@@ -159,11 +160,44 @@ def test_the_ring_fetches_many_keys_from_the_servers_that_hold_them(servers: lis
 def test_connections_have_tcp_nodelay(store: MemcachedStore) -> None:
     for _ in range(20):  # enough keys to open a connection to each server
         store.load(new_key())
-    pools = [store.ring.client(address).client_pool for address in store.ring.servers]
-    connections = [client.sock for pool in pools for client in pool.free]
+    pools = [store.ring.pool(address) for address in store.ring.servers]
+    connections = [client.sock for pool in pools for client in pool.idle]
     assert len(connections) == len(SERVERS)
     for sock in connections:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_commands_in_flight_at_once_have_a_connection_each(store: MemcachedStore) -> None:
+    address = next(iter(store.ring.servers))
+    pool = store.ring.pool(address)
+    held: list[Any] = []
+
+    def outer(client: Any) -> Any:
+        held.append(client)
+        return pool.run(lambda inner: (held.append(inner), inner.version()))
+
+    pool.run(outer)
+    assert len(held) == 2 and held[0] is not held[1]
+    assert held[0] in pool.idle and held[1] in pool.idle
+
+
+def test_a_command_that_fails_halfway_leaves_no_reply_for_the_next(store: MemcachedStore) -> None:
+    """A command that raised may have left its reply unread on the connection: the
+    pool closes it, so the next command on that client reads its own reply."""
+    key = new_key()
+    assert store.save(key, b"mine", 60, None)
+    address = store.ring.node(store.server_key(key))
+    pool = store.ring.pool(address)
+
+    def sent_then_failed(client: Any) -> None:
+        client.version()  # connected
+        client.sock.sendall(b"version\r\n")  # its reply is never read
+        raise RuntimeError("the view's code failed")
+
+    with pytest.raises(RuntimeError):
+        pool.run(sent_then_failed)
+    record = store.load(key)
+    assert record is not None and record.data == b"mine"
 
 
 def test_long_keys_are_hashed(store: MemcachedStore) -> None:
@@ -409,12 +443,15 @@ def test_memcached_without_cas_is_a_clear_error() -> None:
 def idle_connections(store: MemcachedStore, count: int) -> None:
     """Leave ``count`` connected idle connections in the pool of the store's one server."""
     (address,) = store.ring.servers
-    pool = store.ring.client(address).client_pool
-    held = [pool.get() for _ in range(count)]
-    for client in held:
-        client.version()
-    for client in held:
-        pool.release(client)
+    pool = store.ring.pool(address)
+
+    def hold(left: int) -> None:
+        # Each command holds its client while the next one borrows another.
+        if left:
+            pool.run(lambda client: (client.version(), hold(left - 1)))
+
+    hold(count)
+    assert len(pool.idle) >= count
 
 
 def test_a_restart_between_calls_costs_a_load_nothing(own_servers: tuple[OwnMemcached, OwnMemcached]) -> None:

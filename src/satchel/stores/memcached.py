@@ -1,9 +1,10 @@
 """memcached through pymemcache's public clients: one stack for sessions and the cache.
 
 :func:`parse_servers` reads Beaker's ``host:port;host2:port`` (or a list) and
-:class:`ServerRing` routes each key to one server's ``PooledClient`` by rendezvous
-hashing (pymemcache's ``RendezvousHash``, so a key lands where ``HashClient`` puts
-it). ``HashClient`` itself is not used: while a server fails it answers some calls
+:class:`ServerRing` routes each key to one server's :class:`ClientPool` of
+pymemcache ``Client`` objects by rendezvous hashing (pymemcache's
+``RendezvousHash``, so a key lands where ``HashClient`` puts it). ``HashClient``
+itself is not used: while a server fails it answers some calls
 with a default value even with ``ignore_exc=False`` (a load finds nothing, a create
 looks like a conflict) and then moves the server's keys to the others, so stale
 records come back when the server returns. The ring never moves a key: a server
@@ -109,12 +110,51 @@ class BytesSerde:
         return value
 
 
-class ServerRing:
-    """One ``PooledClient`` per memcached server, each key always on the same one.
+class ClientPool:
+    """The connections to one memcached server: each command borrows a pymemcache
+    ``Client`` (one connection) that no other thread uses meanwhile, and puts it
+    back for the next command. It grows to the number of commands in flight at
+    once, and keeps what it made.
 
-    Thread-safe (the pools are). Fork-aware: pymemcache's pools are not, so a
-    process that finds itself forked (its pid changed) builds clients of its own
-    and leaves its parent's connections alone; the pid is compared on every call
+    pymemcache's ``PooledClient`` does the same behind a lock and a context manager
+    per command, which cost as much as the rest of satchel's store layer together
+    (about 20,000 machine instructions a command, by ``bench/instructions.py``).
+    Here taking and returning a client is a list's ``pop`` and ``append``, which
+    are atomic. A command that fails closes its client's connection (it may be in
+    the middle of a reply); the client connects again on its next command.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        #: The clients no command holds now.
+        self.idle: list[Any] = []
+
+    def run(self, command: Callable[[Any], T]) -> T:
+        """``command(client)`` on a client of this pool's own."""
+        try:
+            client = self.idle.pop()
+        except IndexError:
+            client = self._make()
+        try:
+            return command(client)
+        except BaseException:
+            client.close()
+            raise
+        finally:
+            self.idle.append(client)
+
+    def close(self) -> None:
+        """Close the idle clients' connections (they connect again if used after this)."""
+        for client in list(self.idle):
+            client.close()
+
+
+class ServerRing:
+    """One :class:`ClientPool` per memcached server, each key always on the same one.
+
+    Thread-safe (the pools are). Fork-aware: a connection cannot serve two
+    processes, so a process that finds itself forked (its pid changed) builds
+    pools of its own and leaves its parent's connections alone; the pid is compared on every call
     rather than trusting at-fork hooks, which servers that fork from C do not run.
 
     ``retry_interval`` (seconds, 0 for none) rests a server that could not be
@@ -164,7 +204,7 @@ class ServerRing:
         self._failed_at: dict[str, float] = {}  # server address -> when it failed (monotonic seconds)
         self._hash = RendezvousHash(nodes=list(self.servers))
         self._pid = os.getpid()
-        self._clients = {address: self._client(server) for address, server in self.servers.items()}
+        self._pools = {address: self._pool(server) for address, server in self.servers.items()}
 
     @property
     def address(self) -> str:
@@ -177,12 +217,12 @@ class ServerRing:
         node: str = self._hash.get_node(key)
         return node
 
-    def client(self, address: str) -> Any:
-        """The pooled client of the server at ``address``, made in this process."""
+    def pool(self, address: str) -> ClientPool:
+        """The pool of the server at ``address``, made in this process."""
         if self._pid != os.getpid():
-            self._clients = {name: self._client(server) for name, server in self.servers.items()}
+            self._pools = {name: self._pool(server) for name, server in self.servers.items()}
             self._pid = os.getpid()
-        return self._clients[address]
+        return self._pools[address]
 
     def run(self, key: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
         """``command(client)`` on the pooled client of ``key``'s server, its failures
@@ -201,7 +241,8 @@ class ServerRing:
 
     def run_on(self, address: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
         """:meth:`run` on the server at ``address``."""
-        self._refuse_while_resting(address)
+        if self._failed_at:
+            self._refuse_while_resting(address)
         try:
             result = self._send(address, command, repeatable)
         except self._unreachable as exc:  # refused, timed out, reset, closed
@@ -219,19 +260,20 @@ class ServerRing:
             raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
         except self._unusable as exc:  # an error reply, or one that is not memcached's
             raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
-        self._failed_at.pop(address, None)
+        if self._failed_at:
+            self._failed_at.pop(address, None)
         return result
 
     def _send(self, address: str, command: Callable[[Any], T], repeatable: bool) -> T:
         """``command`` on the server's pool; once more on a fresh pool when a connection was
         found closed and the command is ``repeatable``."""
         try:
-            return command(self.client(address))
+            return self.pool(address).run(command)
         except self._lost:
             self.renew(address)
             if not repeatable:
                 raise
-            return command(self.client(address))
+            return self.pool(address).run(command)
 
     def _refuse_while_resting(self, address: str) -> None:
         """Raise :class:`StoreUnavailable` if the server failed less than ``retry_interval`` ago."""
@@ -257,26 +299,29 @@ class ServerRing:
         """Start a fresh pool for ``address``: one of its connections was found closed
         by the server (a restart closes them all). Connections in use finish their
         command and go with the old pool, which is never used again."""
-        self._clients[address] = self._client(self.servers[address])
+        self._pools[address] = self._pool(self.servers[address])
 
     def close(self) -> None:
         """Close this process's connections (a parent's are left to it); the ring
         connects again if it is used after this."""
         if self._pid == os.getpid():
-            for client in self._clients.values():
-                client.close()
+            for pool in self._pools.values():
+                pool.close()
 
-    def _client(self, server: Server) -> Any:
-        from pymemcache.client.base import PooledClient
+    def _pool(self, server: Server) -> ClientPool:
+        from pymemcache.client.base import Client
 
-        return PooledClient(
-            server,
-            serde=BytesSerde(),
-            connect_timeout=self.connect_timeout,
-            timeout=self.timeout,
-            no_delay=True,  # each request is one small write: Nagle would only hold it back
-            ignore_exc=False,  # an error is never a miss: a session would silently start anew
-            default_noreply=False,  # every write reads its reply
+        return ClientPool(
+            functools.partial(
+                Client,
+                server,
+                serde=BytesSerde(),
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+                no_delay=True,  # each request is one small write: Nagle would only hold it back
+                ignore_exc=False,  # an error is never a miss: a session would silently start anew
+                default_noreply=False,  # every write reads its reply
+            )
         )
 
 

@@ -1,7 +1,7 @@
 """Regions on memcached, on the session store's server ring (:mod:`satchel.stores.memcached`).
 
-Keys are spread over the servers by rendezvous hashing, one thread-safe
-``PooledClient`` per server, values bytes both ways (the client never
+Keys are spread over the servers by rendezvous hashing, one pool of
+pymemcache ``Client`` objects per server, values bytes both ways (the client never
 unpickles). A server that fails keeps its keys: the ring rests it for
 ``RETRY_INTERVAL`` seconds (its keys fail at once, so a down server does not
 cost a connect timeout per call), then tries it again. Moving its keys to
