@@ -415,6 +415,27 @@ def redis_ops(redis_url: str, work: dict[str, Callable[[], None]] = NO_WORK) -> 
     return _read_then_write(read, write, work)
 
 
+def redis_unconditional_ops(redis_url: str) -> dict[str, Callable[[], None]]:
+    """The peers' two Redis commands through the same client: ``GET``, then an
+    unconditional ``SET`` with a TTL (pyramid_session_redis sends ``SETEX``,
+    Beaker ``SET``). Beside satchel's ``HMGET`` and ``EVALSHA``, in the same run,
+    this row tells what the compare-and-set costs by itself."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    key = "bench:raw-unconditional"
+    client.set(key, RAW_VALUE, ex=RAW_TTL)
+
+    def read() -> Any:
+        return client.get(key)
+
+    def write(_: Any) -> None:
+        if not client.set(key, RAW_VALUE, ex=RAW_TTL):
+            raise _refused("SET")
+
+    return _read_then_write(read, write, NO_WORK)
+
+
 def memcached_ops(memcached: str, work: dict[str, Callable[[], None]] = NO_WORK) -> dict[str, Callable[[], None]]:
     """satchel's two memcached commands through pymemcache's public client: ``gets``,
     then ``cas`` with the CAS value read, its reply read and checked."""
@@ -517,6 +538,9 @@ def raw_floors(redis_url: str | None, memcached: str | None, sql_url: str) -> li
         out.append(Contender(f"raw-{store}-work", "rawwork", store, f"{label} + satchel memory's work",
                              build=raw_view_app(lambda ops=ops: ops(session_work())), counter=store,
                              unavailable=unavailable))
+    if redis_url:
+        out.append(Contender("raw-redis-unconditional", "raw", "redis", "raw redis-py GET (+SET), the peers' commands",
+                             build=raw_view_app(partial(redis_unconditional_ops, redis_url)), counter="redis"))
     return out
 
 

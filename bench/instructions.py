@@ -4,10 +4,12 @@ machine's load does not move (wall-clock times on a shared VM swing by 10 % and 
     .venv/bin/python bench/instructions.py                          # floor, Beaker and satchel memory
     .venv/bin/python bench/instructions.py --keys floor,satchel-cookie,beaker-cookie --requests 2000
     .venv/bin/python bench/instructions.py --keys floor,satchel-memory-metrics-off,satchel-memory-metrics --no-durations
+    .venv/bin/python bench/instructions.py --keys floor,raw-memcached-work,satchel-memcached --memcached 127.0.0.1:11211
 
 It re-runs itself under ``valgrind --tool=callgrind`` with instrumentation off,
 builds the contenders (the same apps as ``bench/run.py``; servers are not
-started, so only contenders that need none are available), warms each view up,
+started: contenders on Redis or memcached need ``--redis-url`` or ``--memcached``,
+and only the client's instructions are counted), warms each view up,
 then switches counting on for exactly ``--requests`` requests per view with
 ``callgrind_control`` and dumps the count. Prints instructions per request, the
 added instructions over the floor, and Beaker/satchel ratios of the added

@@ -447,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="use this Redis instead of starting a private one")
     parser.add_argument("--memcached", help="use this memcached (host:port) instead of starting a private one")
     parser.add_argument("--tmpdir", help="where file and SQLite stores live (default: /dev/shm if present)")
+    parser.add_argument("--cpu", default="last",
+                        help="run the in-process part and the servers it starts on this CPU: a number, "
+                        "'last' (default) or 'all' (not pinned); see servers.pin")
     parser.add_argument("--http-seconds", type=float, default=5.0, help="HTTP part: seconds per contender and view")
     parser.add_argument("--http-threads", type=int, default=8, help="HTTP part: client threads")
     parser.add_argument("--http-sql-url", help="HTTP part: SQL URL shared by both server processes "
@@ -459,25 +462,26 @@ def main(argv: list[str] | None = None) -> int:
     batch_s = (args.batch_ms or (5 if args.quick else 8)) / 1000
     started = time.monotonic()
 
+    cpu = servers.pin(args.cpu)
     srv = servers.start(args.redis_url, args.memcached)
     for note in srv.notes:
         log(f"note: {note}")
     base = args.tmpdir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
     tmp = tempfile.mkdtemp(prefix="satchel-bench-", dir=base)
     try:
-        return _run(args, srv, tmp, rounds, batch_s, started)
+        return _run(args, srv, tmp, rounds, batch_s, started, cpu)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         servers.stop()
 
 
 def _run(args: argparse.Namespace, srv: servers.Servers, tmp: str, rounds: int, batch_s: float,
-         started: float) -> int:
+         started: float, cpu: int | None) -> int:
     info = {"machine": machine(), "versions": versions(), "servers": server_versions(srv), "git": git_state(),
             "private_servers": {"redis": srv.redis_private, "memcached": srv.memcached_private},
             "server_notes": srv.notes, "tmpdir": tmp,
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "rounds": rounds, "batch_ms": batch_s * 1000, "quick": args.quick}
+            "rounds": rounds, "batch_ms": batch_s * 1000, "quick": args.quick, "cpu": cpu}
     log(f"satchel at {info['git']['commit']} (+{len(info['git']['src_changes_not_committed'])} files changed in src)")
     log(f"machine: {info['machine']['cpu']}, {info['machine']['cores']} cores, "
         f"load {info['machine']['load_average'][0]:.2f}; servers {info['servers']}")
@@ -561,6 +565,7 @@ def _run(args: argparse.Namespace, srv: servers.Servers, tmp: str, rounds: int, 
         import httpbench
 
         log("HTTP part ...")
+        servers.unpin()  # several server processes and a load generator: every CPU
         http = httpbench.run(srv, tmp, seconds=args.http_seconds, threads=args.http_threads,
                              sql_url=args.http_sql_url, only=args.only)
         lines.append("")
@@ -572,7 +577,8 @@ def _run(args: argparse.Namespace, srv: servers.Servers, tmp: str, rounds: int, 
         lines.append(f"  [{t['result']:4}] {t['target']}: {t['detail']}")
     lines.append("")
     lines.append(f"load average at start {info['machine']['load_average'][0]:.2f}, at end "
-                 f"{info['finished_load_average'][0]:.2f}; {info['elapsed_s']} s")
+                 f"{info['finished_load_average'][0]:.2f}; {info['elapsed_s']} s; "
+                 + ("not pinned" if cpu is None else f"benchmark and its servers on CPU {cpu}"))
     print("\n".join(lines))
 
     result = {"info": info, "rows": rows, "series": {k: s.stats() | {"all_us": s.batches} for k, s in series.items()},

@@ -25,6 +25,7 @@ from typing import Any
 
 _STARTED: list[subprocess.Popen[bytes]] = []
 _WORKDIRS: list[str] = []
+_ALLOWED: list[int] = []  # the CPUs this process could use before pin()
 
 
 def _free_port() -> int:
@@ -71,6 +72,51 @@ def _stop_processes() -> None:
 
 
 atexit.register(_stop_all)
+
+
+def pin(choice: str) -> int | None:
+    """Run this process, and the servers it starts from now on, on one CPU:
+    ``choice`` is its number, ``last`` (the default of the benchmarks) or ``all``
+    (let the kernel place them; returns None).
+
+    On one CPU a request's wait for a private server is the server's own work and
+    one switch there and back. Spread over CPUs it is also a wake-up of the other
+    CPU, which on a shared VM varies by tens of µs: there the median batch of a
+    shared-store contender took twice its fastest, and verdicts flipped from run
+    to run. Pinned, the two agree within a few percent. Every contender runs
+    under the same rule, and a server's work (a Lua script, say) still counts in
+    the request that waits for it.
+    """
+    if choice == "all" or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    _ALLOWED[:] = allowed
+    cpu = allowed[-1] if choice == "last" else int(choice)
+    if cpu not in allowed:
+        raise SystemExit(f"--cpu {choice}: this process may run on CPUs {allowed} only")
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def pinned_cpu() -> int | None:
+    """The one CPU this process runs on, or None when it may run on several."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    mask = os.sched_getaffinity(0)
+    return next(iter(mask)) if len(mask) == 1 else None
+
+
+def unpin() -> None:
+    """Give this process and the servers it started every CPU again (before a part
+    that runs several processes of its own, such as the HTTP part)."""
+    if not _ALLOWED:
+        return
+    every = set(_ALLOWED)
+    for pid in [0, *(proc.pid for proc in _STARTED if proc.poll() is None)]:
+        try:
+            os.sched_setaffinity(pid, every)
+        except OSError:
+            pass
 
 
 def _spawn(args: list[str], port: int) -> bool:

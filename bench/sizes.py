@@ -556,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="", help="a note stored in the JSON and printed with the tables")
     parser.add_argument("--redis-url", help="use this Redis instead of starting a private one")
     parser.add_argument("--memcached", help="use this memcached (host:port) instead of starting a private one")
+    parser.add_argument("--cpu", default="last",
+                        help="run on this CPU with the servers it starts: a number, 'last' (default) "
+                        "or 'all' (not pinned); see servers.pin")
     parser.add_argument("--out", default=str(HERE / "results" / "sizes.json"), help="the JSON results")
     parser.add_argument("--chart", default=str(ROOT / "docs" / "benchmarks-sizes.png"))
     parser.add_argument("--no-chart", action="store_true")
@@ -566,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     batch_s = (5 if args.quick else 8) / 1000
     started = time.monotonic()
 
+    servers.pin(args.cpu)
     srv = servers.start(args.redis_url, args.memcached)
     for note in srv.notes:
         log(f"note: {note}")
@@ -597,6 +601,7 @@ def _run(
         "servers": server_versions(srv),
         "private_servers": {"redis": srv.redis_private, "memcached": srv.memcached_private},
         "server_notes": srv.notes,
+        "cpu": servers.pinned_cpu(),
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "rounds": rounds,
         "batch_ms": batch_s * 1000,
