@@ -83,7 +83,7 @@ def pin(choice: str) -> int | None:
     one switch there and back. Spread over CPUs it is also a wake-up of the other
     CPU, which on a shared VM varies by tens of µs: there the median batch of a
     shared-store contender took twice its fastest, and verdicts flipped from run
-    to run. Pinned, the two agree within a few percent. Every contender runs
+    to run. Pinned on a quiet host, the two agree within a few percent. Every contender runs
     under the same rule, and a server's work (a Lua script, say) still counts in
     the request that waits for it.
     """
