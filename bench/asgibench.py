@@ -354,7 +354,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=100)
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--cpu", default="last",
+                        help="run on this CPU with the Redis server it starts: a number, 'last' (default) "
+                        "or 'all' (not pinned); see servers.pin")
+    args = parser.parse_args()
+    servers.pin(args.cpu)
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
