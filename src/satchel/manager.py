@@ -136,8 +136,13 @@ class SessionManager:
 
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
+        steps = self.policy.commit(session, secure_request)
+        if self.store is None or not session.has_id:
+            # A cookie session writes no record, and a session without an id yet is
+            # this request's own: neither has a commit to take turns with.
+            return self._observed("commit", steps)
         with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
-            return self._observed("commit", self.policy.commit(session, secure_request))
+            return self._observed("commit", steps)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls; returns

@@ -83,5 +83,8 @@ def test_cookie_mode_needs_no_store() -> None:
         headers = await manager.commit(session)
         reopened = await manager.open_request(headers[0].split(";", 1)[0])
         assert reopened["x"] == 1
+        assert await manager.commit(reopened) == []
+        # No record, so no id: the commits took no lock and drew none.
+        assert not session.has_id and not reopened.has_id
 
     asyncio.run(scenario())

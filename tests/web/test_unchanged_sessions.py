@@ -1,10 +1,11 @@
 """The request path's shortcuts change nothing a view can see.
 
-A read-only request commits without encoding the session, a flat record loaded
-again is copied from what was decoded before, and a cookie value that verified
-once is not checked again. Each of these skips work only where the result is
-known; these tests drive every way a view can change a session through them,
-and every way a shortcut could hand out shared or stale state.
+A read-only request commits without encoding the session, values decode only
+when the view reads them, and a commit with nothing to take turns with (a
+cookie session, or a new one without an id) takes no lock. Each of these skips
+work only where the result is known; these tests drive every way a view can
+change a session through them, and every way a shortcut could hand out shared
+or stale state.
 """
 
 from __future__ import annotations
@@ -127,6 +128,20 @@ def test_read_only_request_writes_nothing() -> None:
     for _ in range(5):
         browser.request(lambda s: (s.get("a"), s.peek_flash(), list(s.items())))
     assert store.calls == {"load": 5}
+
+
+def test_a_commit_draws_no_id_a_session_does_not_need(manager: SessionManager) -> None:
+    """A cookie session has no server-side id, and a new session that stays empty
+    is never stored: committing either makes no id (and no random draw for one)."""
+    fresh = manager.open_request(None)
+    assert manager.commit(fresh) == []
+    assert not fresh.has_id
+    browser = Browser(manager)
+    flat(browser)
+    loaded = manager.open_request(f"sid={browser.cookie}")
+    assert loaded.get("a") == 1
+    manager.commit(loaded)
+    assert loaded.has_id is (manager.store is not None)
 
 
 def test_changed_marks_a_flat_session_for_writing() -> None:

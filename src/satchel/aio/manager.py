@@ -144,8 +144,12 @@ class AsyncSessionManager:
 
     async def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
+        steps = self.policy.commit(session, secure_request)
+        if self.store is None or not session.has_id:
+            # As in the sync manager: no record, or no id another request could share.
+            return await self._observed("commit", steps)
         async with self._lock(session):
-            return await self._observed("commit", self.policy.commit(session, secure_request))
+            return await self._observed("commit", steps)
 
     async def discard(self, session: Session, secure_request: bool = False) -> list[str]:
         """Drop the request's changes but carry out its ``invalidate()`` calls."""
