@@ -154,8 +154,9 @@ class ServerRing:
 
     Thread-safe (the pools are). Fork-aware: a connection cannot serve two
     processes, so a process that finds itself forked (its pid changed) builds
-    pools of its own and leaves its parent's connections alone; the pid is compared on every call
-    rather than trusting at-fork hooks, which servers that fork from C do not run.
+    pools of its own and leaves its parent's connections alone; the pid is
+    compared on every call rather than trusting at-fork hooks, which servers
+    that fork from C do not run.
 
     ``retry_interval`` (seconds, 0 for none) rests a server that could not be
     reached: its keys raise :class:`StoreUnavailable` at once until the interval
@@ -241,8 +242,7 @@ class ServerRing:
 
     def run_on(self, address: str, command: Callable[[Any], T], *, repeatable: bool = True) -> T:
         """:meth:`run` on the server at ``address``."""
-        if self._failed_at:
-            self._refuse_while_resting(address)
+        self._refuse_while_resting(address)
         try:
             result = self._send(address, command, repeatable)
         except self._unreachable as exc:  # refused, timed out, reset, closed
@@ -260,8 +260,7 @@ class ServerRing:
             raise StoreError(f"memcached at {address} refused the command: {detail}") from exc
         except self._unusable as exc:  # an error reply, or one that is not memcached's
             raise StoreError(f"memcached at {address} gave a reply satchel cannot use: {_text(exc)}") from exc
-        if self._failed_at:
-            self._failed_at.pop(address, None)
+        self._failed_at.pop(address, None)
         return result
 
     def _send(self, address: str, command: Callable[[Any], T], repeatable: bool) -> T:
