@@ -7,8 +7,12 @@ Per contender: ``uvicorn --workers 2`` on a free port (the app built by
 :func:`make` from the environment), 8 visitors each holding one session, each
 sending ``/incr`` or ``/read`` back to back for ``--seconds`` per view; the figure
 is requests per second over all visitors, and "vs floor" its ratio to the
-framework's app without sessions in the same run. Client and servers share the
-machine's cores, so only ratios within one run mean anything.
+framework's app without sessions in the same run.
+
+On a machine of two or more CPUs the servers (Redis and both uvicorn workers) run
+on the last CPU and the client on the first (``--cpus all`` lets the kernel place
+them): the client then cannot take the servers' CPU, and a contender's rate is
+what one CPU of server serves. Only ratios within one run mean anything.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,6 +69,40 @@ def start(index: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int
     raise RuntimeError(f"contender {index} did not start")
 
 
+#: wrk's script: each of its threads (one connection each) is one visitor. Its first
+#: request, /incr, makes the session; after that it sends the view with the
+#: cookie the last response set.
+WRK_SCRIPT = """
+local cookie = nil
+local view = "/VIEW"
+request = function()
+  if cookie == nil then return wrk.format("GET", "/incr") end
+  return wrk.format("GET", view, {["Cookie"] = cookie})
+end
+response = function(status, headers, body)
+  if status ~= 200 then error("status " .. status) end
+  local set = headers["Set-Cookie"] or headers["set-cookie"]
+  if set ~= nil then cookie = string.match(set, "^([^;]+)") end
+end
+"""
+
+
+def drive_wrk(port: int, view: str, seconds: float, tmp: str) -> float:
+    """Requests per second from wrk (a C load generator: the client costs far less
+    CPU than the servers it drives, unlike a Python client)."""
+    script = Path(tmp) / f"visit-{view}.lua"
+    script.write_text(WRK_SCRIPT.replace("VIEW", view))
+    done = subprocess.run(
+        ["wrk", "-t", str(VISITORS), "-c", str(VISITORS), "-d", f"{seconds:g}s", "-s", str(script),
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True,
+    )
+    if "Non-2xx" in done.stdout or "error" in done.stderr.lower():
+        raise RuntimeError(f"wrk saw failed requests:\n{done.stdout}\n{done.stderr}")
+    rate = next(line for line in done.stdout.splitlines() if line.startswith("Requests/sec:"))
+    return float(rate.split(":", 1)[1])
+
+
 async def drive(port: int, view: str, seconds: float) -> float:
     import httpx
 
@@ -86,27 +125,49 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--cpus", choices=("split", "all"), default="split",
+                        help="split: servers on the last CPU, the client on the first (default); all: not pinned")
+    parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx",
+                        help="the load generator: wrk (Debian: apt install wrk; the default when installed) "
+                        "or httpx in this process")
     args = parser.parse_args()
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    split = args.cpus == "split" and len(allowed) >= 2
+
+    def place(cpu: int) -> None:
+        """Run on ``cpu`` from now on, with the processes started from now on."""
+        if split:
+            os.sched_setaffinity(0, {cpu})
+
+    place(allowed[-1] if allowed else 0)
     running = servers.start(None, None)
     assert running.redis_url
     tmp = tempfile.mkdtemp(prefix="satchel-asgihttp-")
     env = {**os.environ, "SATCHEL_BENCH_SECRET": asgibench.SECRET, "SATCHEL_BENCH_REDIS": running.redis_url,
            "SATCHEL_BENCH_TMP": tmp, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE)])}
-    everyone = [c for c in asgibench.contenders(running.redis_url, Path(tmp)) if c.is_async]
+    # ``make`` in the server process finds its contender by its index in the whole list.
+    everyone = {i: c for i, c in enumerate(asgibench.contenders(running.redis_url, Path(tmp))) if c.is_async}
     rates: dict[int, dict[str, float]] = {}
-    for index, contender in enumerate(everyone):
+    for index, contender in everyone.items():
+        place(allowed[-1] if allowed else 0)
         process, port = start(index, env)
+        place(allowed[0] if allowed else 0)
         try:
-            rates[index] = {view: asyncio.run(drive(port, view, args.seconds)) for view in asgibench.VIEWS}
+            if args.client == "wrk":
+                rates[index] = {view: drive_wrk(port, view, args.seconds, tmp) for view in asgibench.VIEWS}
+            else:
+                rates[index] = {view: asyncio.run(drive(port, view, args.seconds)) for view in asgibench.VIEWS}
         finally:
             process.terminate()
             process.wait(timeout=20)
         print(f"  {contender.framework} {contender.name} {contender.store}: {rates[index]}", file=sys.stderr)
-    floors = {c.framework: rates[i] for i, c in enumerate(everyone) if c.name == "none (floor)"}
-    print(f"\nuvicorn --workers 2, {VISITORS} keep-alive visitors, {args.seconds:g} s per view; requests/s\n")
+    floors = {c.framework: rates[i] for i, c in everyone.items() if c.name == "none (floor)"}
+    placement = f"servers on CPU {allowed[-1]}, client on CPU {allowed[0]}" if split else "not pinned"
+    print(f"\nuvicorn --workers 2, {VISITORS} keep-alive visitors ({args.client}), {args.seconds:g} s per view, "
+          f"{placement}; requests/s\n")
     print("| framework | sessions | store | incr | read | incr vs floor | read vs floor |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
-    for i, c in enumerate(everyone):
+    for i, c in everyone.items():
         r, floor = rates[i], floors[c.framework]
         print(f"| {c.framework} | {c.name} | {c.store} | {r['incr']:.0f} | {r['read']:.0f} | "
               f"{r['incr'] / floor['incr']:.2f} | {r['read'] / floor['read']:.2f} |")
