@@ -137,11 +137,10 @@ class SessionManager:
     def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         steps = self.policy.commit(session, secure_request)
-        if self.store is None or not session.has_id:
-            # A cookie session writes no record, and a session without an id yet is
-            # this request's own: neither has a commit to take turns with.
+        stripe = write_stripe(self.store, session)
+        if stripe is None:
             return self._observed("commit", steps)
-        with self._write_locks[hash(session.id) % WRITE_LOCK_STRIPES]:
+        with self._write_locks[stripe]:
             return self._observed("commit", steps)
 
     def discard(self, session: Session, secure_request: bool = False) -> list[str]:
@@ -164,6 +163,15 @@ class SessionManager:
             self.store.close()
         if self.beaker is not None:
             self.beaker.close()
+
+
+def write_stripe(store: Store | AsyncStore | None, session: Session) -> int | None:
+    """The write lock a commit of ``session`` takes its turn on, or None when it has
+    no turn to take: a cookie session writes no record, and a session without an id
+    yet is this request's own."""
+    if store is None or not session.has_id:
+        return None
+    return hash(session.id) % WRITE_LOCK_STRIPES
 
 
 def observed_policy(

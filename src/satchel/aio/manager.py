@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..clock import Clock, system_clock
 from ..config import SessionConfig
 from ..errors import ConfigurationError
-from ..manager import WRITE_LOCK_STRIPES, beaker_reader, observed_policy, opened
+from ..manager import WRITE_LOCK_STRIPES, beaker_reader, observed_policy, opened, write_stripe
 from ..manager import run as run_without_io
 from ..policy.cookie import CookieSessions
 from ..policy.ops import STORE_OPS, Done, Op, Pause, ReadBeaker, Steps, advance
@@ -135,20 +135,20 @@ class AsyncSessionManager:
         except Moved:
             return None
 
-    def _lock(self, session: Session) -> asyncio.Lock:
+    def _lock(self, stripe: int) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         stripes = self._write_locks.get(loop)
         if stripes is None:
             stripes = self._write_locks[loop] = [asyncio.Lock() for _ in range(WRITE_LOCK_STRIPES)]
-        return stripes[hash(session.id) % WRITE_LOCK_STRIPES]
+        return stripes[stripe]
 
     async def commit(self, session: Session, secure_request: bool = False) -> list[str]:
         """Persist what the request changed; return the Set-Cookie headers to send."""
         steps = self.policy.commit(session, secure_request)
-        if self.store is None or not session.has_id:
-            # As in the sync manager: no record, or no id another request could share.
+        stripe = write_stripe(self.store, session)
+        if stripe is None:
             return await self._observed("commit", steps)
-        async with self._lock(session):
+        async with self._lock(stripe):
             return await self._observed("commit", steps)
 
     async def discard(self, session: Session, secure_request: bool = False) -> list[str]:
