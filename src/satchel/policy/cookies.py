@@ -77,10 +77,9 @@ def read_cookie(header: str | None, name: str) -> str | None:
     """The value of the first cookie called ``name`` in a raw Cookie header, or None."""
     if not header or name not in header:
         return None
-    for part in header.split(";"):
-        key, eq, value = part.partition("=")
-        if eq and key.strip() == name:
-            return _unquoted(value)
+    for key, value in cookie_pairs(header):
+        if key == name:
+            return value
     return None
 
 
