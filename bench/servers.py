@@ -83,9 +83,9 @@ def pin(choice: str) -> int | None:
     one switch there and back. Spread over CPUs it is also a wake-up of the other
     CPU, which on a shared VM varies by tens of µs: there the median batch of a
     shared-store contender took twice its fastest, and verdicts flipped from run
-    to run. Pinned on a quiet host, the two agree within a few percent. Every contender runs
-    under the same rule, and a server's work (a Lua script, say) still counts in
-    the request that waits for it.
+    to run. Pinned on a quiet host, the two agree within a few percent. Every
+    contender runs under the same rule, and a server's work (a Lua script, say)
+    still counts in the request that waits for it.
     """
     if choice == "all" or not hasattr(os, "sched_setaffinity"):
         return None
@@ -96,14 +96,6 @@ def pin(choice: str) -> int | None:
         raise SystemExit(f"--cpu {choice}: this process may run on CPUs {allowed} only")
     os.sched_setaffinity(0, {cpu})
     return cpu
-
-
-def pinned_cpu() -> int | None:
-    """The one CPU this process runs on, or None when it may run on several."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    mask = os.sched_getaffinity(0)
-    return next(iter(mask)) if len(mask) == 1 else None
 
 
 def unpin() -> None:

@@ -569,13 +569,13 @@ def main(argv: list[str] | None = None) -> int:
     batch_s = (5 if args.quick else 8) / 1000
     started = time.monotonic()
 
-    servers.pin(args.cpu)
+    cpu = servers.pin(args.cpu)
     srv = servers.start(args.redis_url, args.memcached)
     for note in srv.notes:
         log(f"note: {note}")
     tmp = tempfile.mkdtemp(prefix="satchel-sizes-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     try:
-        return _run(args, srv, tmp, sizes, stores, rounds, batch_s, started)
+        return _run(args, srv, tmp, sizes, stores, rounds, batch_s, started, cpu)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         servers.stop()
@@ -590,6 +590,7 @@ def _run(
     rounds: int,
     batch_s: float,
     started: float,
+    cpu: int | None,
 ) -> int:
     info: dict[str, Any] = {
         "label": args.label,
@@ -601,7 +602,7 @@ def _run(
         "servers": server_versions(srv),
         "private_servers": {"redis": srv.redis_private, "memcached": srv.memcached_private},
         "server_notes": srv.notes,
-        "cpu": servers.pinned_cpu(),
+        "cpu": cpu,
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "rounds": rounds,
         "batch_ms": batch_s * 1000,
