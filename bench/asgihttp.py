@@ -133,13 +133,14 @@ def main() -> int:
     args = parser.parse_args()
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     split = args.cpus == "split" and len(allowed) >= 2
+    server_cpu, client_cpu = (allowed[-1], allowed[0]) if split else (None, None)
 
-    def place(cpu: int) -> None:
-        """Run on ``cpu`` from now on, with the processes started from now on."""
-        if split:
+    def place(cpu: int | None) -> None:
+        """Run on ``cpu`` from now on, with the processes started from now on (None: as placed)."""
+        if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 
-    place(allowed[-1] if allowed else 0)
+    place(server_cpu)
     running = servers.start(None, None)
     assert running.redis_url
     tmp = tempfile.mkdtemp(prefix="satchel-asgihttp-")
@@ -149,9 +150,9 @@ def main() -> int:
     everyone = {i: c for i, c in enumerate(asgibench.contenders(running.redis_url, Path(tmp))) if c.is_async}
     rates: dict[int, dict[str, float]] = {}
     for index, contender in everyone.items():
-        place(allowed[-1] if allowed else 0)
+        place(server_cpu)
         process, port = start(index, env)
-        place(allowed[0] if allowed else 0)
+        place(client_cpu)
         try:
             if args.client == "wrk":
                 rates[index] = {view: drive_wrk(port, view, args.seconds, tmp) for view in asgibench.VIEWS}
@@ -162,7 +163,7 @@ def main() -> int:
             process.wait(timeout=20)
         print(f"  {contender.framework} {contender.name} {contender.store}: {rates[index]}", file=sys.stderr)
     floors = {c.framework: rates[i] for i, c in everyone.items() if c.name == "none (floor)"}
-    placement = f"servers on CPU {allowed[-1]}, client on CPU {allowed[0]}" if split else "not pinned"
+    placement = f"servers on CPU {server_cpu}, client on CPU {client_cpu}" if split else "not pinned"
     print(f"\nuvicorn --workers 2, {VISITORS} keep-alive visitors ({args.client}), {args.seconds:g} s per view, "
           f"{placement}; requests/s\n")
     print("| framework | sessions | store | incr | read | incr vs floor | read vs floor |")
